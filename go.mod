@@ -1,0 +1,31 @@
+module github.com/nitro-cosigner/nitro-cosigner
+
+go 1.26.0
+
+require (
+	github.com/aws/aws-sdk-go-v2 v1.47.6
+	github.com/btcsuite/btcd/btcec/v2 v2.3.5
+	github.com/fxamacker/cbor/v2 v2.9.6
+	github.com/hf/nsm v0.0.0-20220930140112-cd181bd646b9
+	github.com/mdlayher/vsock v1.4.0
+	github.com/mutecomm/go-sqlcipher/v4 v4.4.2
+	github.com/taurusgroup/multi-party-sig v0.7.0-alpha-2025-01-28
+	go.uber.org/goleak v1.3.0
+	google.golang.org/grpc v1.85.0
+)
+
+require (
+	github.com/aws/smithy-go v1.28.8 // indirect
+	github.com/cronokirby/saferith v0.33.0 // indirect
+	github.com/decred/dcrd/dcrec/secp256k1/v4 v4.2.0 // indirect
+	github.com/klauspost/cpuid/v2 v2.2.5 // indirect
+	github.com/mdlayher/socket v0.8.0 // indirect
+	github.com/x448/float16 v0.8.4 // indirect
+	github.com/zeebo/blake3 v0.2.3 // indirect
+	golang.org/x/net v0.62.0 // indirect
+	golang.org/x/sync v0.24.0 // indirect
+	golang.org/x/sys v0.49.0 // indirect
+	golang.org/x/text v0.43.0 // indirect
+	google.golang.org/genproto/googleapis/rpc v0.0.0-20260817212433-ac3dfec99bb1 // indirect
+	google.golang.org/protobuf v1.36.12 // indirect
+)
