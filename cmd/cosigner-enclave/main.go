@@ -1,0 +1,75 @@
+// Command cosigner-enclave is the nitro-cosigner process that runs inside an
+// AWS Nitro Enclave. See README.md and docs/architecture.md.
+package main
+
+import (
+	"context"
+	"errors"
+	"flag"
+	"fmt"
+	"os"
+	"os/signal"
+	"syscall"
+
+	"github.com/nitro-cosigner/nitro-cosigner/enclave/app"
+	"github.com/nitro-cosigner/nitro-cosigner/enclave/nsm"
+	"github.com/nitro-cosigner/nitro-cosigner/pkg/cliflag"
+	"github.com/nitro-cosigner/nitro-cosigner/pkg/logging"
+	"github.com/nitro-cosigner/nitro-cosigner/pkg/version"
+)
+
+func main() {
+	os.Exit(run())
+}
+
+func run() int {
+	var (
+		cfg     app.Config
+		logCfg  logging.Config
+		showVer bool
+		simPCRs = cliflag.PCRs{}
+	)
+	fs := flag.NewFlagSet("cosigner-enclave", flag.ContinueOnError)
+	fs.Usage = func() {
+		fmt.Fprintf(fs.Output(), "Usage: cosigner-enclave [flags]\n\nRuns the nitro-cosigner enclave process.\n\nFlags:\n")
+		cliflag.PrintDefaults(fs)
+	}
+	fs.StringVar(&cfg.NSM, "nsm", app.NSMDevice, "attester: 'device' (/dev/nsm) or 'simulator' (development builds only; never a fallback)")
+	fs.StringVar(&cfg.Simulator.ModuleID, "sim-module-id", "i-simulated-enc", "simulator: module_id reported in documents")
+	fs.Var(simPCRs, "sim-pcr", "simulator: PCR value as N=HEX (repeatable); unset PCRs are zero, which makes a debug-mode document")
+	fs.StringVar(&cfg.SimulatorRootOut, "sim-root-out", "", "simulator: write the test CA root certificate (PEM) to this file")
+	fs.StringVar(&logCfg.Format, "log-format", "json", "log format: json or text")
+	fs.StringVar(&logCfg.Level, "log-level", "info", "log level: debug, info, warn or error")
+	fs.BoolVar(&showVer, "version", false, "print the version and exit")
+	if err := fs.Parse(os.Args[1:]); err != nil {
+		if errors.Is(err, flag.ErrHelp) {
+			return 0
+		}
+		return 2
+	}
+	if fs.NArg() > 0 {
+		fmt.Fprintf(os.Stderr, "cosigner-enclave: unexpected argument %q\n", fs.Arg(0))
+		return 2
+	}
+	if showVer {
+		fmt.Printf("cosigner-enclave %s (NSM simulator compiled in: %v)\n", version.String(), nsm.SimulatorCompiled)
+		return 0
+	}
+	cfg.Simulator.PCRs = simPCRs
+	log, err := logging.New(os.Stderr, logCfg)
+	if err != nil {
+		fmt.Fprintln(os.Stderr, "cosigner-enclave:", err)
+		return 2
+	}
+	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
+	defer stop()
+	log.Info("cosigner-enclave starting", "version", version.String(), "simulator_compiled", nsm.SimulatorCompiled)
+	if err := app.Run(ctx, cfg, log); err != nil {
+		log.Error("cosigner-enclave failed", "err", err)
+		if errors.Is(err, app.ErrConfig) || errors.Is(err, nsm.ErrSimulatorNotCompiled) {
+			return 2
+		}
+		return 1
+	}
+	return 0
+}
