@@ -3,7 +3,7 @@
 // This file only pins the project's backbone modules in go.mod until the
 // packages that use them land; it is never compiled into a binary (the "pin"
 // build tag is never set). Remove an import once real code imports it.
-package cosigner
+package depcheck
 
 import (
 	_ "github.com/aws/aws-sdk-go-v2/aws"
