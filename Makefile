@@ -26,8 +26,8 @@ build-release: ## build the release cosigner-enclave (no simulator; static) into
 		-ldflags '-s -w -buildid= -linkmode external -extldflags -static' \
 		-o bin/release/cosigner-enclave ./cmd/cosigner-enclave
 
-test: ## run the test suite (race detector on)
-	$(GO) test -race -timeout $(TEST_TIMEOUT) ./...
+test: ## run the test suite (race detector on; builds the pinned real S3 server once)
+	NITRO_S3SERVER_REQUIRED=1 $(GO) test -race -timeout $(TEST_TIMEOUT) ./...
 
 lint: fmt-check vet staticcheck ## gofmt, go vet and staticcheck (dev and release builds)
 
