@@ -7,6 +7,7 @@ import (
 	"fmt"
 	"io"
 
+	"github.com/nitro-cosigner/nitro-cosigner/pkg/failpoint"
 	"github.com/nitro-cosigner/nitro-cosigner/pkg/secret"
 )
 
@@ -80,24 +81,39 @@ func (s *Store) apply(ctx context.Context, m mutation) error {
 		return err
 	}
 	s.maybeCompact(ctx, seq)
+	if err := failpoint.Inject(failpoint.KeystoreAfterCommitBeforeAck); err != nil {
+		return fmt.Errorf("keystore: change %d committed, not acknowledged: %w", seq, err)
+	}
 	return nil
 }
 
 // replicate hands rec to the Replicator, if any, and halts the store when
 // the Replicator reports it was fenced.
 func (s *Store) replicate(ctx context.Context, rec Record) error {
+	if err := failpoint.Inject(failpoint.KeystoreBeforeReplicate); err != nil {
+		return fmt.Errorf("keystore: replicating change %d: %w", rec.Seq, err)
+	}
 	if s.repl == nil {
 		return nil
 	}
 	err := s.repl.Replicate(ctx, rec)
 	if err == nil {
-		return nil
+		return s.replicated(rec.Seq)
 	}
 	if errors.Is(err, ErrFenced) {
 		s.stop(err)
 		s.log.Error("keystore fenced; refusing further mutations", "seq", rec.Seq, "error", err)
 	}
 	return fmt.Errorf("keystore: replicating change %d: %w", rec.Seq, err)
+}
+
+// replicated is the failpoint between a durable record and its commit. A
+// failure there is handled as a failed local commit: the store is fenced.
+func (s *Store) replicated(seq uint64) error {
+	if err := failpoint.Inject(failpoint.KeystoreAfterReplicateBeforeCommit); err != nil {
+		return s.commitFailed(seq, err)
+	}
+	return nil
 }
 
 // commit runs m in a transaction numbered one above the last change, hands

@@ -14,6 +14,7 @@ import (
 	"github.com/aws/aws-sdk-go-v2/service/s3"
 
 	"github.com/nitro-cosigner/nitro-cosigner/enclave/keystore"
+	"github.com/nitro-cosigner/nitro-cosigner/pkg/failpoint"
 	"github.com/nitro-cosigner/nitro-cosigner/pkg/secret"
 )
 
@@ -150,8 +151,15 @@ func (r *Replica) Replicate(ctx context.Context, rec keystore.Record) error {
 	if err != nil {
 		return err
 	}
-	if _, err := r.obj.create(ctx, segmentName(r.gen, rec.Seq), body); err != nil {
+	name := segmentName(r.gen, rec.Seq)
+	if err := failpoint.Inject(failpoint.ReplicaBeforeSegmentPut); err != nil {
+		return fmt.Errorf("replica: storing %s: %w", name, err)
+	}
+	if _, err := r.obj.create(ctx, name, body); err != nil {
 		return r.fail(err)
+	}
+	if err := failpoint.Inject(failpoint.ReplicaAfterSegmentPut); err != nil {
+		return fmt.Errorf("replica: stored %s: %w", name, err)
 	}
 	r.next++
 	r.since++
@@ -197,6 +205,9 @@ func (r *Replica) Compact(ctx context.Context, snapshot keystore.SnapshotFunc) e
 	if err := r.publish(ctx, seq, buf.Bytes()); err != nil {
 		return r.fail(err)
 	}
+	if err := failpoint.Inject(failpoint.ReplicaAfterManifestSwap); err != nil {
+		return fmt.Errorf("replica: manifest swapped to seq %d: %w", seq, err)
+	}
 	r.cleanup(ctx, old, seq)
 	return nil
 }
@@ -210,6 +221,9 @@ func (r *Replica) publish(ctx context.Context, seq uint64, snap []byte) error {
 	}
 	sum := sha256.Sum256(snap)
 	m := manifest{Cosigner: r.cosigner, Gen: r.gen, Snapshot: name, SnapshotSeq: seq, SnapshotSHA256: hex.EncodeToString(sum[:])}
+	if err := failpoint.Inject(failpoint.ReplicaBeforeManifestSwap); err != nil {
+		return fmt.Errorf("replica: swapping manifest to %s: %w", name, err)
+	}
 	if err := r.swapManifest(ctx, m); err != nil {
 		return err
 	}
@@ -289,7 +303,11 @@ func (r *Replica) cleanup(ctx context.Context, old manifest, seq uint64) {
 	if old.Snapshot != "" && old.Snapshot != r.man.Snapshot {
 		doomed = append(doomed, old.Snapshot)
 	}
-	if err := r.obj.remove(ctx, doomed); err != nil {
+	err = failpoint.Inject(failpoint.ReplicaBeforeOldSegmentDelete)
+	if err == nil {
+		err = r.obj.remove(ctx, doomed)
+	}
+	if err != nil {
 		r.log.Warn("replica cleanup: deleting", "objects", len(doomed), "error", err)
 		return
 	}
