@@ -1,0 +1,266 @@
+package wire
+
+import (
+	"bytes"
+	"crypto/rand"
+	"crypto/subtle"
+	"errors"
+	"fmt"
+	"sync"
+	"time"
+
+	"github.com/veraison/go-cose"
+
+	"github.com/nitro-cosigner/nitro-cosigner/pkg/attestation"
+)
+
+// Frame is what a Signer seals: one protocol message from us.
+type Frame struct {
+	Session  SessionID
+	Protocol string // 1..MaxProtocolSize bytes of printable ASCII
+	Round    uint16
+	// Broadcast frames go to every party and are signed only. A direct
+	// frame names its recipient in To; its payload is sealed to the
+	// recipient's roster encryption key.
+	Broadcast bool
+	To        string
+	Payload   []byte // at most MaxPayloadSize bytes once sealed
+	// Attach forces the attestation document into the frame. Without it
+	// the Signer attaches the document to the frames of the first round it
+	// sends to each recipient (or as broadcast) in each session, and again
+	// after SetAttestation.
+	Attach bool
+}
+
+// SignerConfig configures a Signer.
+type SignerConfig struct {
+	ID          string       // our cosigner ID
+	Identity    *IdentityKey // signs every frame
+	Roster      *Roster      // recipients' encryption keys
+	Attestation []byte       // our current attestation document
+	Clock       func() time.Time
+}
+
+// maxAttachLog bounds the Signer's memory of which (session, recipient)
+// pairs were sent the document; the oldest entries are forgotten first
+// (which only means one more attachment).
+const maxAttachLog = 4096
+
+// Signer seals our frames. It is safe for concurrent use.
+type Signer struct {
+	id     string
+	signer cose.Signer
+	roster *Roster
+	clock  func() time.Time
+
+	mu       sync.Mutex
+	doc      []byte
+	digest   [digestSize]byte
+	seq      uint64
+	attached attachLog
+}
+
+// NewSigner checks the configuration and returns a Signer. If the roster
+// lists our ID, its identity key must be ours.
+func NewSigner(cfg SignerConfig) (*Signer, error) {
+	if err := checkSignerConfig(cfg); err != nil {
+		return nil, err
+	}
+	signer, err := cose.NewSigner(cose.AlgorithmEdDSA, cfg.Identity.priv)
+	if err != nil {
+		return nil, errors.New("wire: identity key rejected by COSE")
+	}
+	s := &Signer{id: cfg.ID, signer: signer, roster: cfg.Roster, clock: cfg.Clock}
+	if s.clock == nil {
+		s.clock = time.Now
+	}
+	if err := s.SetAttestation(cfg.Attestation); err != nil {
+		return nil, err
+	}
+	return s, nil
+}
+
+func checkSignerConfig(cfg SignerConfig) error {
+	switch {
+	case !validName(cfg.ID, MaxIDSize):
+		return errors.New("wire: signer: invalid ID")
+	case cfg.Identity == nil:
+		return errors.New("wire: signer: no identity key")
+	case cfg.Roster == nil:
+		return errors.New("wire: signer: no roster")
+	}
+	if self := cfg.Roster.lookup(cfg.ID); self != nil &&
+		subtle.ConstantTimeCompare(self.Identity, cfg.Identity.Public()) != 1 {
+		return errors.New("wire: signer: identity key differs from the roster's")
+	}
+	return nil
+}
+
+// SetAttestation replaces our attestation document (after a refresh). The
+// next frame to each recipient carries the new document. It checks the
+// document's structure only: its signer cannot verify its own chain.
+func (s *Signer) SetAttestation(raw []byte) error {
+	if _, err := attestation.UnverifiedTimestamp(raw); err != nil {
+		return fmt.Errorf("wire: signer: %w", err)
+	}
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	s.doc = bytes.Clone(raw)
+	s.digest = attestation.DocDigest(raw)
+	s.attached.reset()
+	return nil
+}
+
+// EndSession forgets which recipients of a session were sent the document.
+func (s *Signer) EndSession(session SessionID) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	s.attached.forget(session)
+}
+
+// Seal returns the signed (and, if direct, encrypted) envelope of f.
+func (s *Signer) Seal(f Frame) ([]byte, error) {
+	to, err := s.checkFrame(f)
+	if err != nil {
+		return nil, err
+	}
+	b := s.header(f)
+	if to != nil {
+		if err := sealBody(b, to, f.Payload); err != nil {
+			return nil, err
+		}
+	} else {
+		b.Payload = bytes.Clone(f.Payload)
+	}
+	return s.sign(b)
+}
+
+// checkFrame validates f and returns the recipient, nil for a broadcast.
+func (s *Signer) checkFrame(f Frame) (*member, error) {
+	switch {
+	case !validName(f.Protocol, MaxProtocolSize):
+		return nil, errors.New("wire: seal: invalid protocol name")
+	case len(f.Payload) > MaxPayloadSize-aeadOverhead:
+		return nil, errors.New("wire: seal: payload too large")
+	case f.Broadcast && f.To != "":
+		return nil, errors.New("wire: seal: broadcast frame with a recipient")
+	case f.Broadcast:
+		return nil, nil
+	case f.To == s.id:
+		return nil, errors.New("wire: seal: direct frame to ourselves")
+	}
+	to := s.roster.lookup(f.To)
+	if to == nil {
+		return nil, errors.New("wire: seal: recipient not in the roster")
+	}
+	return to, nil
+}
+
+// aeadOverhead is the ChaCha20-Poly1305 tag size.
+const aeadOverhead = 16
+
+// header fills every field but the payload, taking a sequence number and
+// deciding whether to attach the document.
+func (s *Signer) header(f Frame) *body {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	s.seq++
+	b := &body{
+		Version:   Version,
+		Session:   bytes.Clone(f.Session[:]),
+		Protocol:  f.Protocol,
+		Round:     f.Round,
+		From:      s.id,
+		To:        f.To,
+		Broadcast: f.Broadcast,
+		Seq:       s.seq,
+		TimeMS:    uint64(s.clock().UnixMilli()),
+		AttDigest: bytes.Clone(s.digest[:]),
+	}
+	if s.attached.shouldAttach(f.Session, f.To, f.Round) || f.Attach {
+		b.Attestation = s.doc // never modified: SetAttestation replaces it
+	}
+	return b
+}
+
+// sealBody encrypts the payload to the recipient, bound to the header.
+func sealBody(b *body, to *member, payload []byte) error {
+	aad, err := b.header()
+	if err != nil {
+		return fmt.Errorf("wire: seal: encoding header: %w", err)
+	}
+	b.Enc, b.Payload, err = sealDirect(to.hpkePub, aad, payload)
+	if err != nil {
+		return fmt.Errorf("wire: seal: encrypting: %w", err)
+	}
+	return nil
+}
+
+// sign encodes b and signs it as a tagged COSE_Sign1.
+func (s *Signer) sign(b *body) ([]byte, error) {
+	payload, err := b.encode()
+	if err != nil {
+		return nil, fmt.Errorf("wire: seal: encoding: %w", err)
+	}
+	msg := cose.NewSign1Message()
+	msg.Headers.Protected.SetAlgorithm(cose.AlgorithmEdDSA)
+	msg.Payload = payload
+	if err := msg.Sign(rand.Reader, nil, s.signer); err != nil {
+		return nil, fmt.Errorf("wire: seal: signing: %w", err)
+	}
+	out, err := msg.MarshalCBOR()
+	if err != nil {
+		return nil, fmt.Errorf("wire: seal: encoding: %w", err)
+	}
+	if len(out) > MaxFrameSize {
+		return nil, errors.New("wire: seal: frame too large")
+	}
+	return out, nil
+}
+
+// attachKey names a recipient of a session; "" is the broadcast.
+type attachKey struct {
+	session SessionID
+	to      string
+}
+
+// attachLog remembers, per (session, recipient), the first round that
+// carried the current document, so that every frame of that round carries
+// it (a round's broadcast and direct frames may arrive in any order) and
+// later rounds do not.
+type attachLog struct {
+	first map[attachKey]uint16
+	order []attachKey // insertion order, for eviction
+}
+
+func (l *attachLog) shouldAttach(session SessionID, to string, round uint16) bool {
+	k := attachKey{session, to}
+	first, ok := l.first[k]
+	if ok {
+		return round <= first
+	}
+	if l.first == nil {
+		l.first = make(map[attachKey]uint16)
+	}
+	if len(l.order) >= maxAttachLog {
+		delete(l.first, l.order[0])
+		l.order = l.order[1:]
+	}
+	l.first[k] = round
+	l.order = append(l.order, k)
+	return true
+}
+
+func (l *attachLog) reset() { *l = attachLog{} }
+
+func (l *attachLog) forget(session SessionID) {
+	kept := l.order[:0]
+	for _, k := range l.order {
+		if k.session == session {
+			delete(l.first, k)
+			continue
+		}
+		kept = append(kept, k)
+	}
+	l.order = kept
+}
