@@ -23,7 +23,7 @@ build: ## build cosigner-enclave, cosigner-parent and cosignerctl (dev builds) i
 
 build-release: ## build the release cosigner-enclave (no simulator; static) into bin/release/
 	$(GO) build -trimpath -tags '$(RELEASE_TAGS)' \
-		-ldflags '-s -w -buildid= -linkmode external -extldflags -static' \
+		-ldflags '-s -w -buildid= -linkmode external -extldflags "-static -Wl,--build-id=none"' \
 		-o bin/release/cosigner-enclave ./cmd/cosigner-enclave
 
 test: ## run the test suite (race detector on; builds the pinned real S3 server once)

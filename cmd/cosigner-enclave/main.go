@@ -28,6 +28,7 @@ func run() int {
 		logCfg  logging.Config
 		showVer bool
 		simPCRs = cliflag.PCRs{}
+		simCA   string
 	)
 	fs := flag.NewFlagSet("cosigner-enclave", flag.ContinueOnError)
 	fs.Usage = func() {
@@ -38,6 +39,17 @@ func run() int {
 	fs.StringVar(&cfg.Simulator.ModuleID, "sim-module-id", "i-simulated-enc", "simulator: module_id reported in documents")
 	fs.Var(simPCRs, "sim-pcr", "simulator: PCR value as N=HEX (repeatable); unset PCRs are zero, which makes a debug-mode document")
 	fs.StringVar(&cfg.SimulatorRootOut, "sim-root-out", "", "simulator: write the test CA root certificate (PEM) to this file")
+	fs.StringVar(&simCA, "sim-ca", "", "simulator: use the saved test CA in this `file` (shared by a devnet's enclaves and KMS emulator) instead of a fresh one")
+	st := &cfg.State
+	fs.StringVar(&st.CosignerID, "cosigner-id", "", "this cosigner's ID (KMS encryption context, S3 layout)")
+	fs.BoolVar(&st.Init, "init", false, "first boot: create the sealed state (refused if it exists); without it a missing state is an error")
+	fs.StringVar(&st.Dir, "state-dir", "/dev/shm/nitro-cosigner", "tmpfs `directory` for the sealed database")
+	fs.StringVar(&st.Region, "aws-region", "us-east-1", "AWS region of KMS and S3")
+	fs.StringVar(&st.KMSEndpoint, "kms-endpoint", "", "KMS endpoint `URL` (empty: AWS's; the KMS emulator in development)")
+	fs.StringVar(&st.KMSKeyID, "kms-key-id", "", "KMS key that wraps the data key (key ID or ARN, spelt the same on every boot)")
+	fs.StringVar(&st.S3Endpoint, "s3-endpoint", "", "S3 endpoint `URL` (empty: AWS's); path-style addressing when set")
+	fs.StringVar(&st.Bucket, "s3-bucket", "", "S3 bucket of the sealed state; empty runs without sealed state")
+	fs.StringVar(&st.Prefix, "s3-prefix", "", "S3 key prefix of this cosigner's state (\"\" or ending in /)")
 	fs.StringVar(&logCfg.Format, "log-format", "json", "log format: json or text")
 	fs.StringVar(&logCfg.Level, "log-level", "info", "log level: debug, info, warn or error")
 	fs.BoolVar(&showVer, "version", false, "print the version and exit")
@@ -56,6 +68,14 @@ func run() int {
 		return 0
 	}
 	cfg.Simulator.PCRs = simPCRs
+	if simCA != "" {
+		b, err := os.ReadFile(simCA)
+		if err != nil {
+			fmt.Fprintln(os.Stderr, "cosigner-enclave: --sim-ca:", err)
+			return 2
+		}
+		cfg.Simulator.CA = b
+	}
 	log, err := logging.New(os.Stderr, logCfg)
 	if err != nil {
 		fmt.Fprintln(os.Stderr, "cosigner-enclave:", err)

@@ -3,9 +3,10 @@
 //
 // What runs today: the enclave opens its attester (the NSM device, or the
 // simulator when explicitly configured in a development build), seeds the
-// kernel RNG from the NSM, and checks at boot that the attester produces a
-// document that verifies against the expected root. Key storage, the MPC
-// engine and the API attach here as they land.
+// kernel RNG from the NSM, checks at boot that the attester produces a
+// document that verifies against the expected root, and, when configured,
+// opens its sealed state (or creates it, with --init) through KMS and S3.
+// The MPC engine and the API attach here as they land.
 package app
 
 import (
@@ -38,6 +39,8 @@ type Config struct {
 	// SimulatorRootOut, if set, is where the simulator's root certificate is
 	// written (PEM), for peers and tools that must verify its documents.
 	SimulatorRootOut string
+	// State locates the sealed state; see StateConfig.
+	State StateConfig
 }
 
 // ErrConfig reports a configuration that cannot run.
@@ -52,6 +55,16 @@ func Run(ctx context.Context, cfg Config, log *slog.Logger) error {
 	defer att.Close()
 	if err := selfCheck(att, roots, log); err != nil {
 		return err
+	}
+	if cfg.State.enabled() {
+		st, err := openState(ctx, cfg.State, att, log)
+		if err != nil {
+			return err
+		}
+		defer st.Close()
+		if err := describeState(ctx, st, log); err != nil {
+			return err
+		}
 	}
 	log.Info("enclave ready")
 	<-ctx.Done()

@@ -78,4 +78,8 @@ type SimulatorConfig struct {
 	// PCRs are the measurements the simulator reports (index 0..15, 48
 	// bytes each); unnamed PCRs are zero.
 	PCRs map[int][]byte
+	// CA is a test CA saved by attestsim's CA.MarshalPEM, shared by the
+	// processes of a devnet so that peers and the KMS emulator trust one
+	// root. Nil means a fresh CA for this simulator alone.
+	CA []byte
 }

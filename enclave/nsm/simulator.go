@@ -58,14 +58,26 @@ func (s *Simulator) Read(p []byte) (int, error) { return rand.Read(p) }
 // Close does nothing.
 func (s *Simulator) Close() error { return nil }
 
-// OpenSimulator returns a simulator with a fresh test CA, configured by cfg.
-// Its root certificate (RootPEM) is what a verifier must be told to trust.
+// OpenSimulator returns a simulator configured by cfg: with the saved test
+// CA cfg.CA, or a fresh one. Its root certificate (RootPEM) is what a
+// verifier must be told to trust.
 func OpenSimulator(cfg SimulatorConfig) (*Simulator, error) {
+	ca, err := simulatorCA(cfg.CA)
+	if err != nil {
+		return nil, err
+	}
+	return NewSimulator(ca, cfg.ModuleID, cfg.PCRs)
+}
+
+func simulatorCA(saved []byte) (*attestsim.CA, error) {
+	if saved != nil {
+		return attestsim.LoadCA(saved)
+	}
 	ca, err := attestsim.NewCA()
 	if err != nil {
 		return nil, fmt.Errorf("creating simulator CA: %w", err)
 	}
-	return NewSimulator(ca, cfg.ModuleID, cfg.PCRs)
+	return ca, nil
 }
 
 // RootPEM returns the PEM of the simulator CA's root certificate.

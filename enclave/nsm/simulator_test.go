@@ -77,3 +77,28 @@ func poolFromPEM(t *testing.T, b []byte) *x509.CertPool {
 	pool.AddCert(cert)
 	return pool
 }
+
+func TestSimulatorWithSavedCA(t *testing.T) {
+	first, err := OpenSimulator(SimulatorConfig{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	saved, err := first.ca.MarshalPEM()
+	if err != nil {
+		t.Fatal(err)
+	}
+	second, err := OpenSimulator(SimulatorConfig{CA: saved})
+	if err != nil {
+		t.Fatal(err)
+	}
+	raw, err := second.Attest(Request{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := attestation.Verify(raw, attestation.VerifyOptions{Time: time.Now(), Roots: poolFromPEM(t, first.RootPEM())}); err != nil {
+		t.Fatalf("a simulator on the saved CA is not trusted under the first one's root: %v", err)
+	}
+	if _, err := OpenSimulator(SimulatorConfig{CA: []byte("junk")}); err == nil {
+		t.Fatal("a junk CA was accepted")
+	}
+}
