@@ -27,7 +27,7 @@ build-release: ## build the release cosigner-enclave (no simulator; static) into
 		-o bin/release/cosigner-enclave ./cmd/cosigner-enclave
 
 test: ## run the test suite (race detector on; builds the pinned real S3 server once)
-	NITRO_S3SERVER_REQUIRED=1 $(GO) test -race -timeout $(TEST_TIMEOUT) ./...
+	NITRO_S3SERVER_REQUIRED=1 NITRO_GOAWS_REQUIRED=1 $(GO) test -race -timeout $(TEST_TIMEOUT) ./...
 
 lint: fmt-check vet staticcheck ## gofmt, go vet and staticcheck (dev and release builds)
 
