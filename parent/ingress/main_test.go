@@ -23,7 +23,6 @@ func testLogger(t *testing.T) *slog.Logger {
 	return slog.New(slog.NewTextHandler(t.Output(), &slog.HandlerOptions{Level: slog.LevelDebug}))
 }
 
-
 // serveFunc runs handle for every connection accepted on a loopback TCP
 // listener until the test ends, and returns the listener's address.
 func serveFunc(t *testing.T, handle func(c net.Conn)) transport.Addr {
