@@ -180,7 +180,7 @@ func TestLinkDropBeforeAck(t *testing.T) {
 func TestNewLinkReplacesOld(t *testing.T) {
 	h := start(t, newMemBroker(), Config{})
 	old := dialEnclave(t, h.addr, fastLink)
-	eventually(t, time.Second, "first link", func() bool { return h.relay.Stats().Links == 1 })
+	eventually(t, 10*time.Second, "first link", func() bool { return h.relay.Stats().Links == 1 })
 	e := dialEnclave(t, h.addr, fastLink)
 	if _, err := old.conn.Read(); err == nil {
 		t.Fatal("the replaced link still reads")
@@ -374,7 +374,7 @@ func TestOversizeInDropped(t *testing.T) {
 		t.Fatalf("got %d bytes", len(r.Frame))
 	}
 	e.ack(r.Seq)
-	eventually(t, time.Second, "both acked", func() bool { return h.b.total(h.b.acked, "self") == 2 })
+	eventually(t, 10*time.Second, "both acked", func() bool { return h.b.total(h.b.acked, "self") == 2 })
 	if s := h.relay.Stats(); s.InDropped != 1 {
 		t.Errorf("InDropped = %d", s.InDropped)
 	}
