@@ -1,0 +1,5 @@
+//go:build !race
+
+package mpc_test
+
+const raceEnabled = false

@@ -1,0 +1,5 @@
+//go:build soak
+
+package mpc_test
+
+const soakEnabled = true
