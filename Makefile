@@ -13,7 +13,7 @@ export CGO_ENABLED := 1
 
 .DEFAULT_GOAL := help
 
-.PHONY: help build build-release test lint fmt-check vet staticcheck bench fuzz demo clean
+.PHONY: help build build-release test soak lint fmt-check vet staticcheck bench fuzz demo clean
 
 help: ## list the targets
 	@awk 'BEGIN {FS = ":.*## "} /^[a-zA-Z_-]+:.*## / {printf "  %-14s %s\n", $$1, $$2}' $(MAKEFILE_LIST)
@@ -26,8 +26,14 @@ build-release: ## build the release cosigner-enclave (no simulator; static) into
 		-ldflags '-s -w -buildid= -linkmode external -extldflags "-static -Wl,--build-id=none"' \
 		-o bin/release/cosigner-enclave ./cmd/cosigner-enclave
 
-test: ## run the test suite (race detector on; builds the pinned real S3 server once)
+test: ## run the test suite (race detector on; builds the pinned real S3 and SQS servers once)
 	NITRO_S3SERVER_REQUIRED=1 NITRO_GOAWS_REQUIRED=1 $(GO) test -race -timeout $(TEST_TIMEOUT) ./...
+	@# The heavy CMP tests (keygen, refresh, presign, full sign: minutes each
+	@# under -race) run here without the race detector; make soak runs them with it.
+	$(GO) test -timeout $(TEST_TIMEOUT) ./enclave/mpc/...
+
+soak: ## long suites: every CMP test under -race, 3-of-5 and 4-of-7 keygens, faulty networks
+	$(GO) test -race -tags soak -timeout 90m ./enclave/mpc/...
 
 lint: fmt-check vet staticcheck ## gofmt, go vet and staticcheck (dev and release builds)
 
@@ -38,6 +44,7 @@ fmt-check:
 vet:
 	$(GO) vet ./...
 	$(GO) vet -tags release ./...
+	$(GO) vet -tags soak ./enclave/mpc/...
 
 staticcheck:
 	$(GO) run $(STATICCHECK) ./...
