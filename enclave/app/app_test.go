@@ -8,37 +8,20 @@ import (
 	"os"
 	"path/filepath"
 	"strings"
-	"sync"
 	"testing"
 	"time"
+
+	"github.com/nitro-cosigner/nitro-cosigner/pkg/testutil"
 
 	"github.com/nitro-cosigner/nitro-cosigner/enclave/nsm"
 )
 
-// syncBuffer is a log sink the test can read while Run writes to it.
-type syncBuffer struct {
-	mu  sync.Mutex
-	buf bytes.Buffer
-}
-
-func (b *syncBuffer) Write(p []byte) (int, error) {
-	b.mu.Lock()
-	defer b.mu.Unlock()
-	return b.buf.Write(p)
-}
-
-func (b *syncBuffer) String() string {
-	b.mu.Lock()
-	defer b.mu.Unlock()
-	return b.buf.String()
-}
-
-func testLogger(buf *syncBuffer) *slog.Logger {
+func testLogger(buf *testutil.Buffer) *slog.Logger {
 	return slog.New(slog.NewTextHandler(buf, nil))
 }
 
 func TestRunWithSimulator(t *testing.T) {
-	var logs syncBuffer
+	var logs testutil.Buffer
 	root := filepath.Join(t.TempDir(), "root.pem")
 	ctx, cancel := context.WithCancel(context.Background())
 	done := make(chan error, 1)
@@ -70,7 +53,7 @@ func TestRunWithSimulator(t *testing.T) {
 }
 
 func TestRunRefusesUnknownNSM(t *testing.T) {
-	err := Run(context.Background(), Config{NSM: "tpm"}, testLogger(&syncBuffer{}))
+	err := Run(context.Background(), Config{NSM: "tpm"}, testLogger(&testutil.Buffer{}))
 	if !errors.Is(err, ErrConfig) {
 		t.Fatalf("err = %v, want ErrConfig", err)
 	}
@@ -82,7 +65,7 @@ func TestDeviceNeverFallsBack(t *testing.T) {
 	if _, err := os.Stat("/dev/nsm"); err == nil {
 		t.Skip("running inside a Nitro Enclave")
 	}
-	var logs syncBuffer
+	var logs testutil.Buffer
 	err := Run(context.Background(), Config{NSM: NSMDevice}, testLogger(&logs))
 	if !errors.Is(err, nsm.ErrDevice) {
 		t.Fatalf("err = %v, want nsm.ErrDevice", err)

@@ -24,6 +24,7 @@ import (
 	"github.com/nitro-cosigner/nitro-cosigner/enclave/sealed"
 	"github.com/nitro-cosigner/nitro-cosigner/pkg/attestation/attestsim"
 	"github.com/nitro-cosigner/nitro-cosigner/pkg/kmsemu"
+	"github.com/nitro-cosigner/nitro-cosigner/pkg/testutil"
 )
 
 var pcrAllowed = bytes.Repeat([]byte{0xab}, 48)
@@ -90,7 +91,7 @@ func (e stateEnv) config(t *testing.T, pcr0 []byte, init bool) Config {
 // runUntilReady runs the enclave until it is ready, then stops it; it
 // returns the logs, or Run's error if it never got ready.
 func runUntilReady(t *testing.T, cfg Config) (string, error) {
-	var logs syncBuffer
+	var logs testutil.Buffer
 	ctx, cancel := context.WithCancel(context.Background())
 	defer cancel()
 	done := make(chan error, 1)

@@ -15,8 +15,9 @@ import (
 	"net/http"
 	"net/http/httptest"
 	"strings"
-	"sync"
 	"testing"
+
+	"github.com/nitro-cosigner/nitro-cosigner/pkg/testutil"
 
 	"github.com/aws/aws-sdk-go-v2/aws"
 	"github.com/aws/aws-sdk-go-v2/credentials"
@@ -36,24 +37,6 @@ var (
 
 const cosigner1 = "cosigner-1"
 
-// syncBuffer collects log output written from several goroutines.
-type syncBuffer struct {
-	mu  sync.Mutex
-	buf bytes.Buffer
-}
-
-func (b *syncBuffer) Write(p []byte) (int, error) {
-	b.mu.Lock()
-	defer b.mu.Unlock()
-	return b.buf.Write(p)
-}
-
-func (b *syncBuffer) String() string {
-	b.mu.Lock()
-	defer b.mu.Unlock()
-	return b.buf.String()
-}
-
 // env is a KMS emulator trusting a simulated attestation CA, and
 // everything's logs (ours, the SDK's with bodies switched on, the
 // emulator's) in one buffer.
@@ -62,7 +45,7 @@ type env struct {
 	ca   *attestsim.CA
 	emu  *kmsemu.Emulator
 	srv  *httptest.Server // the emulator itself
-	logs *syncBuffer
+	logs *testutil.Buffer
 }
 
 func newEnv(t *testing.T) *env {
@@ -71,7 +54,7 @@ func newEnv(t *testing.T) *env {
 	if err != nil {
 		t.Fatal(err)
 	}
-	e := &env{t: t, ca: ca, logs: &syncBuffer{}}
+	e := &env{t: t, ca: ca, logs: &testutil.Buffer{}}
 	e.emu = kmsemu.New(kmsemu.Options{Roots: ca.Roots(), Logger: e.logger()})
 	e.srv = e.serve(e.emu)
 	return e

@@ -21,6 +21,8 @@ import (
 	"testing"
 	"time"
 
+	"github.com/nitro-cosigner/nitro-cosigner/pkg/testutil"
+
 	"github.com/aws/aws-sdk-go-v2/aws"
 	"github.com/aws/aws-sdk-go-v2/aws/ratelimit"
 	"github.com/aws/aws-sdk-go-v2/aws/retry"
@@ -68,7 +70,7 @@ type env struct {
 	s3opts s3.Options       // how to reach S3 (endpoint, credentials)
 	s3     *faultyTransport // shared by every process's S3 client
 	mem    *s3mem.Backend   // the in-process S3's storage (nil for a real server)
-	logs   *syncBuffer      // everyone's logs
+	logs   *testutil.Buffer // everyone's logs
 }
 
 // newEnv uses the in-process S3 (gofakes3 with the s3mem backend, which
@@ -96,7 +98,7 @@ func newEnvWithS3(t testing.TB, bucket string, opts s3.Options) *env {
 	if err != nil {
 		t.Fatal(err)
 	}
-	e := &env{t: t, ca: ca, bucket: bucket, s3opts: opts, logs: &syncBuffer{}}
+	e := &env{t: t, ca: ca, bucket: bucket, s3opts: opts, logs: &testutil.Buffer{}}
 	e.s3 = &faultyTransport{base: http.DefaultTransport}
 	emu := kmsemu.New(kmsemu.Options{Roots: ca.Roots(), Logger: e.logger()})
 	srv := httptest.NewServer(e.kmsFaults(emu))
@@ -428,24 +430,6 @@ func (e *env) dataKey() secret.Bytes {
 		e.t.Fatal(err)
 	}
 	return key
-}
-
-// syncBuffer collects log output written from several goroutines.
-type syncBuffer struct {
-	mu  sync.Mutex
-	buf bytes.Buffer
-}
-
-func (b *syncBuffer) Write(p []byte) (int, error) {
-	b.mu.Lock()
-	defer b.mu.Unlock()
-	return b.buf.Write(p)
-}
-
-func (b *syncBuffer) String() string {
-	b.mu.Lock()
-	defer b.mu.Unlock()
-	return b.buf.String()
 }
 
 func keyID(i int) keystore.KeyID {

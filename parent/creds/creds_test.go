@@ -12,9 +12,10 @@ import (
 	"os"
 	"path/filepath"
 	"strings"
-	"sync"
 	"testing"
 	"time"
+
+	"github.com/nitro-cosigner/nitro-cosigner/pkg/testutil"
 
 	"github.com/aws/aws-sdk-go-v2/aws"
 	"go.uber.org/goleak"
@@ -42,23 +43,6 @@ func isolateEnv(t *testing.T) {
 	} {
 		t.Setenv(k, v)
 	}
-}
-
-type logBuffer struct {
-	mu sync.Mutex
-	b  strings.Builder
-}
-
-func (l *logBuffer) Write(p []byte) (int, error) {
-	l.mu.Lock()
-	defer l.mu.Unlock()
-	return l.b.Write(p)
-}
-
-func (l *logBuffer) String() string {
-	l.mu.Lock()
-	defer l.mu.Unlock()
-	return l.b.String()
 }
 
 // serve runs s on a loopback listener until the test ends and returns the
@@ -109,7 +93,7 @@ func TestServeEnvCredentials(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	var logs logBuffer
+	var logs testutil.Buffer
 	log := slog.New(slog.NewJSONHandler(&logs, &slog.HandlerOptions{Level: slog.LevelDebug}))
 	status, body := get(t, http.MethodGet, serve(t, NewServer(p, log))+Path)
 	if status != http.StatusOK {
@@ -135,7 +119,7 @@ func TestLoadDefaultWithoutCredentials(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	var logs logBuffer
+	var logs testutil.Buffer
 	status, body := get(t, http.MethodGet, serve(t, NewServer(p, slog.New(slog.NewTextHandler(&logs, nil))))+Path)
 	if status != http.StatusServiceUnavailable || strings.TrimSpace(body) != `{"error":"credentials unavailable"}` {
 		t.Fatalf("status %d, body %s", status, body)

@@ -16,6 +16,8 @@ import (
 	"testing"
 	"time"
 
+	"github.com/nitro-cosigner/nitro-cosigner/pkg/testutil"
+
 	"github.com/aws/aws-sdk-go-v2/aws"
 	"github.com/aws/aws-sdk-go-v2/credentials"
 	"github.com/aws/aws-sdk-go-v2/service/kms"
@@ -69,25 +71,7 @@ type env struct {
 	client *kms.Client
 	ca     *attestsim.CA
 	clock  *clock
-	logs   *syncBuffer
-}
-
-// syncBuffer collects log output from concurrent handlers.
-type syncBuffer struct {
-	mu  sync.Mutex
-	buf bytes.Buffer
-}
-
-func (b *syncBuffer) Write(p []byte) (int, error) {
-	b.mu.Lock()
-	defer b.mu.Unlock()
-	return b.buf.Write(p)
-}
-
-func (b *syncBuffer) String() string {
-	b.mu.Lock()
-	defer b.mu.Unlock()
-	return b.buf.String()
+	logs   *testutil.Buffer
 }
 
 func newEnv(t *testing.T) *env {
@@ -97,7 +81,7 @@ func newEnv(t *testing.T) *env {
 		t.Fatal(err)
 	}
 	c := newClock(t0)
-	logs := &syncBuffer{}
+	logs := &testutil.Buffer{}
 	emu := New(Options{Roots: ca.Roots(), Now: c.Now,
 		Logger: slog.New(slog.NewJSONHandler(logs, &slog.HandlerOptions{Level: slog.LevelDebug}))})
 	e := &env{t: t, emu: emu, ca: ca, clock: c, logs: logs}

@@ -6,6 +6,8 @@ import (
 	"log/slog"
 	"strings"
 	"testing"
+
+	"github.com/nitro-cosigner/nitro-cosigner/pkg/testutil"
 )
 
 func TestWildcardMatch(t *testing.T) {
@@ -107,7 +109,7 @@ func TestKeyRedactsItself(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	var logs syncBuffer
+	var logs testutil.Buffer
 	slog.New(slog.NewTextHandler(&logs, nil)).Info("key", "k", k)
 	material := hex.EncodeToString(k.material.Reveal())
 	for _, s := range []string{fmt.Sprintf("%v", k), fmt.Sprintf("%+v", k), fmt.Sprintf("%#v", k), fmt.Sprintf("%x", k), logs.String()} {
