@@ -49,6 +49,8 @@ func run() int {
 	fs.StringVar(&st.KMSKeyID, "kms-key-id", "", "KMS key that wraps the data key (key ID or ARN, spelt the same on every boot)")
 	fs.StringVar(&st.S3Endpoint, "s3-endpoint", "", "S3 endpoint `URL` (empty: AWS's); path-style addressing when set")
 	fs.StringVar(&st.Bucket, "s3-bucket", "", "S3 bucket of the sealed state; empty runs without sealed state")
+	fs.StringVar(&st.EgressProxy, "egress-proxy", "", "the parent's CONNECT proxy for KMS and S3 (`addr`: vsock://3:PORT in an enclave); empty dials directly (development)")
+	fs.StringVar(&st.CredentialsFrom, "credentials-from", "", "the parent's AWS credentials endpoint (`addr`: vsock://3:PORT in an enclave); empty reads AWS_ACCESS_KEY_ID etc. (development)")
 	fs.StringVar(&st.Prefix, "s3-prefix", "", "S3 key prefix of this cosigner's state (\"\" or ending in /)")
 	fs.StringVar(&logCfg.Format, "log-format", "json", "log format: json or text")
 	fs.StringVar(&logCfg.Level, "log-level", "info", "log level: debug, info, warn or error")

@@ -12,9 +12,12 @@ import (
 	awskms "github.com/aws/aws-sdk-go-v2/service/kms"
 	"github.com/aws/aws-sdk-go-v2/service/s3"
 
+	enclavecreds "github.com/nitro-cosigner/nitro-cosigner/enclave/creds"
+	"github.com/nitro-cosigner/nitro-cosigner/enclave/egress"
 	"github.com/nitro-cosigner/nitro-cosigner/enclave/kms"
 	"github.com/nitro-cosigner/nitro-cosigner/enclave/nsm"
 	"github.com/nitro-cosigner/nitro-cosigner/enclave/sealed"
+	"github.com/nitro-cosigner/nitro-cosigner/pkg/transport"
 )
 
 // StateConfig says where the cosigner's sealed state lives. An empty Bucket
@@ -36,22 +39,30 @@ type StateConfig struct {
 	KMSKeyID string
 	// Bucket and Prefix locate the state in S3.
 	Bucket, Prefix string
+	// EgressProxy is the parent's CONNECT proxy (vsock://3:PORT in an
+	// enclave); empty dials directly (development).
+	EgressProxy string
+	// CredentialsFrom is the parent's credentials endpoint; empty reads the
+	// AWS environment variables (development).
+	CredentialsFrom string
 }
 
 func (c StateConfig) enabled() bool { return c.Bucket != "" }
 
 // openState opens (or, with Init, creates) the sealed state.
 //
-// Credentials come from the standard AWS environment variables. Dialling
-// is direct: this is the development wiring; in an enclave both arrive
-// from the parent (credentials over the control channel, connections
-// through its egress proxy), which plugs in through kms.NewHTTPClient's
-// dial function.
+// In an enclave, connections go through the parent's egress proxy and
+// credentials come from the parent (EgressProxy, CredentialsFrom); in
+// development both may be direct: dialling, and the AWS environment
+// variables.
 func openState(ctx context.Context, cfg StateConfig, att nsm.Attester, log *slog.Logger) (*sealed.State, error) {
 	if cfg.CosignerID == "" || cfg.Dir == "" || cfg.KMSKeyID == "" {
 		return nil, fmt.Errorf("%w: sealed state needs a cosigner ID, a state directory and a KMS key ID", ErrConfig)
 	}
-	kmsClient, s3Client := awsClients(cfg)
+	kmsClient, s3Client, err := awsClients(cfg)
+	if err != nil {
+		return nil, err
+	}
 	scfg := sealed.Config{
 		CosignerID: cfg.CosignerID, KMS: kmsClient, Attester: att, KMSKeyID: cfg.KMSKeyID,
 		S3: s3Client, Bucket: cfg.Bucket, Prefix: cfg.Prefix, Dir: cfg.Dir, Logger: log,
@@ -63,11 +74,16 @@ func openState(ctx context.Context, cfg StateConfig, att nsm.Attester, log *slog
 	return sealed.Open(ctx, scfg)
 }
 
-func awsClients(cfg StateConfig) (*awskms.Client, *s3.Client) {
-	var d net.Dialer
-	httpClient := kms.NewHTTPClient(d.DialContext)
-	creds := credentials.NewStaticCredentialsProvider(
-		os.Getenv("AWS_ACCESS_KEY_ID"), os.Getenv("AWS_SECRET_ACCESS_KEY"), os.Getenv("AWS_SESSION_TOKEN"))
+func awsClients(cfg StateConfig) (*awskms.Client, *s3.Client, error) {
+	dial, err := dialer(cfg.EgressProxy)
+	if err != nil {
+		return nil, nil, err
+	}
+	creds, err := credentialsFrom(cfg.CredentialsFrom)
+	if err != nil {
+		return nil, nil, err
+	}
+	httpClient := kms.NewHTTPClient(dial)
 	kmsClient := awskms.New(awskms.Options{
 		Region: cfg.Region, Credentials: creds, HTTPClient: httpClient, BaseEndpoint: endpoint(cfg.KMSEndpoint),
 	})
@@ -75,7 +91,34 @@ func awsClients(cfg StateConfig) (*awskms.Client, *s3.Client) {
 		Region: cfg.Region, Credentials: creds, HTTPClient: httpClient, BaseEndpoint: endpoint(cfg.S3Endpoint),
 		UsePathStyle: cfg.S3Endpoint != "",
 	})
-	return kmsClient, s3Client
+	return kmsClient, s3Client, nil
+}
+
+// dialer returns the egress proxy's dialer, or a direct one.
+func dialer(proxy string) (kms.DialFunc, error) {
+	if proxy == "" {
+		var d net.Dialer
+		return d.DialContext, nil
+	}
+	addr, err := transport.ParseAddr(proxy)
+	if err != nil {
+		return nil, fmt.Errorf("%w: egress proxy: %w", ErrConfig, err)
+	}
+	return egress.Dialer{Proxy: addr}.DialContext, nil
+}
+
+// credentialsFrom returns the parent's credentials provider, or the AWS
+// environment variables.
+func credentialsFrom(parent string) (aws.CredentialsProvider, error) {
+	if parent == "" {
+		return credentials.NewStaticCredentialsProvider(
+			os.Getenv("AWS_ACCESS_KEY_ID"), os.Getenv("AWS_SECRET_ACCESS_KEY"), os.Getenv("AWS_SESSION_TOKEN")), nil
+	}
+	addr, err := transport.ParseAddr(parent)
+	if err != nil {
+		return nil, fmt.Errorf("%w: credentials endpoint: %w", ErrConfig, err)
+	}
+	return enclavecreds.New(addr), nil
 }
 
 func endpoint(s string) *string {
