@@ -13,7 +13,8 @@ import (
 	"github.com/aws/aws-sdk-go-v2/aws"
 	"github.com/aws/aws-sdk-go-v2/service/s3"
 	"github.com/aws/aws-sdk-go-v2/service/s3/types"
-	"github.com/aws/smithy-go"
+
+	"github.com/nitro-cosigner/nitro-cosigner/pkg/s3err"
 )
 
 // objects performs the replica's S3 calls under one bucket and prefix and
@@ -26,8 +27,8 @@ type objects struct {
 }
 
 var (
-	errNotFound     = errors.New("object not found")
-	errPrecondition = errors.New("precondition failed")
+	errNotFound     = s3err.ErrNotFound
+	errPrecondition = s3err.ErrPrecondition
 	errTooLarge     = errors.New("object too large")
 )
 
@@ -38,39 +39,9 @@ const conflictRetries = 3
 func (o objects) key(name string) *string { return aws.String(o.prefix + name) }
 
 // classify maps an S3 error to errNotFound, errPrecondition, or
-// ErrUnavailable (everything else: network, 5xx, throttling, auth). S3's
-// answers come from an untrusted host: only the status and a sanitized
-// error code reach the message.
+// ErrUnavailable (everything else: network, 5xx, throttling, auth).
 func classify(op, name string, err error) error {
-	var status interface{ HTTPStatusCode() int }
-	if !errors.As(err, &status) {
-		return fmt.Errorf("%w: %s %s: %w", ErrUnavailable, op, name, err)
-	}
-	switch status.HTTPStatusCode() {
-	case http.StatusNotFound:
-		return errNotFound
-	case http.StatusPreconditionFailed:
-		return errPrecondition
-	}
-	code := "unknown"
-	var api smithy.APIError
-	if errors.As(err, &api) && isToken(api.ErrorCode()) {
-		code = api.ErrorCode()
-	}
-	return fmt.Errorf("%w: %s %s: HTTP %d %s", ErrUnavailable, op, name, status.HTTPStatusCode(), code)
-}
-
-// isToken accepts short alphanumeric error codes.
-func isToken(s string) bool {
-	if s == "" || len(s) > 64 {
-		return false
-	}
-	for _, c := range s {
-		if !('a' <= c && c <= 'z' || 'A' <= c && c <= 'Z' || '0' <= c && c <= '9' || c == '.') {
-			return false
-		}
-	}
-	return true
+	return s3err.Classify(op, name, err, ErrUnavailable)
 }
 
 // put writes body under name with the given conditions and returns the new

@@ -4,13 +4,12 @@ import (
 	"bytes"
 	"context"
 	"errors"
-	"fmt"
 	"io"
-	"net/http"
 
 	"github.com/aws/aws-sdk-go-v2/aws"
 	"github.com/aws/aws-sdk-go-v2/service/s3"
-	"github.com/aws/smithy-go"
+
+	"github.com/nitro-cosigner/nitro-cosigner/pkg/s3err"
 )
 
 // objects reads and writes this package's own S3 objects (the wrapped
@@ -23,47 +22,17 @@ type objects struct {
 }
 
 var (
-	errNotFound     = errors.New("object not found")
-	errPrecondition = errors.New("precondition failed")
+	errNotFound     = s3err.ErrNotFound
+	errPrecondition = s3err.ErrPrecondition
 	// errS3 marks transient S3 failures, which are retried.
 	errS3 = errors.New("S3 unavailable")
 )
 
 func (o objects) key(name string) *string { return aws.String(o.prefix + name) }
 
-// classify maps an S3 error to errNotFound, errPrecondition or errS3. A
-// failure without an HTTP answer (status 0) keeps the network error's text;
-// of an answer, only the status and a sanitized code are kept.
+// classify maps an S3 error to errNotFound, errPrecondition or errS3.
 func classify(op, name string, err error) error {
-	var status interface{ HTTPStatusCode() int }
-	if !errors.As(err, &status) || status.HTTPStatusCode() == 0 {
-		return fmt.Errorf("%w: %s %s: %w", errS3, op, name, err)
-	}
-	switch status.HTTPStatusCode() {
-	case http.StatusNotFound:
-		return errNotFound
-	case http.StatusPreconditionFailed:
-		return errPrecondition
-	}
-	return fmt.Errorf("%w: %s %s: HTTP %d %s", errS3, op, name, status.HTTPStatusCode(), errorCode(err))
-}
-
-// errorCode returns S3's error code if it is a short token, else "unknown".
-func errorCode(err error) string {
-	var api smithy.APIError
-	if !errors.As(err, &api) {
-		return "unknown"
-	}
-	code := api.ErrorCode()
-	if code == "" || len(code) > 64 {
-		return "unknown"
-	}
-	for _, c := range code {
-		if !('a' <= c && c <= 'z' || 'A' <= c && c <= 'Z' || '0' <= c && c <= '9' || c == '.') {
-			return "unknown"
-		}
-	}
-	return code
+	return s3err.Classify(op, name, err, errS3)
 }
 
 // get reads an object of at most limit bytes; a larger one is errMalformed.
