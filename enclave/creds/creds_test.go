@@ -209,7 +209,7 @@ func TestTimeout(t *testing.T) {
 	defer close(release)
 	start := time.Now()
 	_, err := (&Provider{Parent: parent, Timeout: 100 * time.Millisecond}).Retrieve(context.Background())
-	if !errors.Is(err, context.DeadlineExceeded) || time.Since(start) > 2*time.Second {
+	if !errors.Is(err, context.DeadlineExceeded) || time.Since(start) > 10*time.Second {
 		t.Fatalf("err = %v after %v", err, time.Since(start))
 	}
 }
