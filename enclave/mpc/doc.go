@@ -68,11 +68,27 @@
 // last broadcast of a protocol is not echoed. In a sign it feeds a
 // signature that is verified before it is returned, so equivocating there
 // only makes the session abort. In keygen, refresh and presign a party
-// equivocating in that round can make some honest parties finish while
+// equivocating in that round could make some honest parties finish while
 // others abort, leaving a key, new shares or a presignature that only some
-// hold. The layer above the engine must therefore confirm completion
-// across the party set (pkg/wire's Transcript and CheckEcho implement a
-// final echo) before it reports a key created or uses a presignature.
+// hold. The engine therefore runs a final echo for keygen, refresh, presign
+// and FROST keygen: every party records every broadcast it sent and
+// accepted (pkg/wire's Transcript), and once the protocol has a result it
+// sends its digest of the last broadcast round to every peer and waits for
+// all of theirs. A differing digest aborts the session before the result is
+// stored or pooled; the reason names the echoer but no culprit, since the
+// receiver cannot tell whether the echoer or a broadcaster lied. A party
+// caught sending two different broadcasts in one round is named. The echo
+// costs one message per peer and one network trip.
+//
+// What the echo guarantees: two honest parties that both return a result
+// saw the same broadcasts, so their shares or presignatures belong
+// together. What it cannot: that all honest parties return it. A party
+// that withholds its echo from one peer (or a network that loses it) leaves
+// that peer at its deadline without the result while the others keep it;
+// no finite exchange removes that, so the layer above treats a key as
+// created only when every party has reported it (TestWithheldEcho shows the
+// case). A result that raced with the deadline is dropped when it still
+// needed its echo.
 //
 // # Storage
 //

@@ -31,6 +31,7 @@ type session struct {
 	parties []PartyID // sorted, self included
 	inbox   chan Envelope
 	tr      Transport
+	echo    *echo // nil for ops that need no final echo
 }
 
 func newSession(id SessionID, op Op, self PartyID, parties []PartyID, tr Transport) *session {
@@ -93,7 +94,7 @@ func (s *session) drive(ctx context.Context, h *protocol.MultiHandler) (any, err
 	for {
 		select {
 		case err := <-finished:
-			return s.outcome(h, err)
+			return s.finish(ctx, h, err)
 		case env := <-s.inbox:
 			if err := s.accept(h, env); err != nil {
 				s.noticeIfOurs(ctx, err)
@@ -131,11 +132,14 @@ func (s *session) notifyAbort(ctx context.Context) {
 	}
 }
 
-// late prefers a result that raced with the deadline over the deadline.
+// late prefers a result that raced with the deadline over the deadline,
+// unless the result still needs its final echo, which can no longer run.
 func (s *session) late(ctx context.Context, h *protocol.MultiHandler, finished <-chan error) (any, error) {
 	select {
 	case err := <-finished:
-		return s.outcome(h, err)
+		if s.echo == nil {
+			return s.outcome(h, err)
+		}
 	default:
 	}
 	if errors.Is(ctx.Err(), context.DeadlineExceeded) {
@@ -186,6 +190,11 @@ func (s *session) send(ctx context.Context, m *protocol.Message) error {
 		Session: s.id, From: s.self, Protocol: m.Protocol,
 		Round: uint16(m.RoundNumber), Broadcast: m.Broadcast, Payload: payload,
 	}
+	if m.Broadcast && s.echo != nil {
+		if err := s.echo.record(s.self, env.Protocol, env.Round, payload); err != nil {
+			return fmt.Errorf("recording our broadcast: %w", err)
+		}
+	}
 	for _, to := range s.recipients(m) {
 		env.To = to
 		if err := s.tr.Send(ctx, env); err != nil && ctx.Err() == nil {
@@ -213,8 +222,14 @@ func (s *session) accept(h *protocol.MultiHandler, env Envelope) error {
 	if !s.isPeer(env.From) || env.To != s.self {
 		return nil
 	}
-	if env.Protocol == abortProtocol {
+	switch env.Protocol {
+	case abortProtocol:
 		return &PeerAbortError{Session: s.id, Op: s.op, Reporter: env.From}
+	case echoProtocol:
+		if s.echo != nil {
+			s.echo.stash(env.From, env.Payload)
+		}
+		return nil
 	}
 	m, err := decodeMessage(env.Payload)
 	if err == nil {
@@ -222,6 +237,11 @@ func (s *session) accept(h *protocol.MultiHandler, env Envelope) error {
 	}
 	if err != nil || m.RoundNumber == 0 {
 		return s.abort(env.From, "malformed message")
+	}
+	if m.Broadcast && s.echo != nil {
+		if s.echo.record(env.From, env.Protocol, env.Round, env.Payload) != nil {
+			return s.abort(env.From, "sent two different broadcasts in one round")
+		}
 	}
 	if !safeAccept(h, m) {
 		return s.abort(env.From, "message made the protocol library fail")
@@ -241,6 +261,19 @@ func safeAccept(h *protocol.MultiHandler, m *protocol.Message) (ok bool) {
 
 func (s *session) abort(culprit PartyID, reason string) error {
 	return &AbortError{Session: s.id, Op: s.op, Culprits: []PartyID{culprit}, Reason: reason}
+}
+
+// finish takes the handler's end state and, for ops that need it, runs the
+// final echo before the result counts.
+func (s *session) finish(ctx context.Context, h *protocol.MultiHandler, sendErr error) (any, error) {
+	res, err := s.outcome(h, sendErr)
+	if err != nil || s.echo == nil {
+		return res, err
+	}
+	if err := s.confirm(ctx); err != nil {
+		return nil, err
+	}
+	return res, nil
 }
 
 // outcome turns the handler's end state into a result or a typed error.
@@ -272,6 +305,13 @@ func (e *Engine) runSession(ctx context.Context, op Op, spec SessionSpec, partie
 	ctx, cancel := context.WithDeadline(ctx, spec.Deadline)
 	defer cancel()
 	s := newSession(spec.ID, op, e.self, parties, e.tr)
+	if needsEcho(op) {
+		ec, err := newEcho(spec.ID, parties)
+		if err != nil {
+			return nil, sessionErr(op, spec.ID, err)
+		}
+		s.echo = ec
+	}
 	if err := e.router.register(s); err != nil {
 		return nil, sessionErr(op, spec.ID, err)
 	}

@@ -151,8 +151,9 @@
 // would leave some cosigners storing a key, refreshed shares or a
 // presignature that others dropped.
 //
-// So the adapter must, for the final round of every protocol, before it
-// persists or reports a result: record each party's final-round broadcast
+// So enclave/mpc, for keygen, refresh and presign, before it persists or
+// reports a result (see its package doc for what this does and does not
+// guarantee): record each party's final-round broadcast
 // (accepted Messages and our own) in a [Transcript]; send one broadcast
 // frame with Protocol [EchoProtocol], the final round number and the
 // 32-byte [Transcript.Digest] as payload; wait (within the session
