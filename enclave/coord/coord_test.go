@@ -103,7 +103,8 @@ type cluster struct {
 
 func newCluster(t *testing.T, maxSessions int) *cluster {
 	t.Helper()
-	t.Cleanup(func() { goleak.VerifyNone(t, goleak.IgnoreCurrent()) })
+	before := goleak.IgnoreCurrent()
+	t.Cleanup(func() { goleak.VerifyNone(t, before) })
 	c := &cluster{net: mpctest.NewNetwork(abc...), nodes: map[mpc.PartyID]*node{}}
 	ctx, cancel := context.WithCancel(context.Background())
 	var wg sync.WaitGroup
