@@ -1,0 +1,5 @@
+//go:build race
+
+package procpath_test
+
+const raceEnabled = true
