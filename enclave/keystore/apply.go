@@ -227,7 +227,7 @@ func (s *Store) ApplyRecord(ctx context.Context, rec Record) error {
 // identity...) as ErrBadRecord: on replay they mean the record does not
 // belong to this state.
 func badRecord(seq uint64, err error) error {
-	for _, e := range []error{ErrStaleEpoch, ErrStaleVersion, ErrExists, ErrAuditChain, ErrInvalid} {
+	for _, e := range []error{ErrStaleEpoch, ErrStaleVersion, ErrExists, ErrAuditChain, ErrInvalid, ErrNotFound} {
 		if errors.Is(err, e) {
 			return fmt.Errorf("%w: record %d does not apply: %w", ErrBadRecord, seq, err)
 		}

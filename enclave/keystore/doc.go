@@ -1,7 +1,9 @@
 // Package keystore is the enclave's sealed state: one SQLCipher database in
 // a tmpfs directory holding key shares, the enclave identity, policy
-// documents, the audit chain and idempotency records. It is the only package
-// that imports the SQLCipher driver; nothing outside it writes SQL.
+// documents, the policy engine's window state (spends counted against
+// rolling-window limits), the audit chain and idempotency records. It is
+// the only package that imports the SQLCipher driver; nothing outside it
+// writes SQL.
 //
 // # Sealing
 //

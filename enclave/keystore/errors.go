@@ -17,8 +17,9 @@ var (
 	// ErrKeyNotFound means no key with that ID is stored.
 	ErrKeyNotFound = errors.New("keystore: key not found")
 
-	// ErrNotFound means the identity, policy or idempotency record asked for
-	// does not exist (or, for idempotency records, has expired).
+	// ErrNotFound means the identity, policy, idempotency record or spend
+	// reservation asked for does not exist (or, for idempotency records,
+	// has expired; for reservations, was released or pruned).
 	ErrNotFound = errors.New("keystore: not found")
 
 	// ErrStaleEpoch means PutKey was given an epoch equal to or lower than the
@@ -30,7 +31,7 @@ var (
 	ErrStaleVersion = errors.New("keystore: policy version is not newer than the latest one")
 
 	// ErrExists means a write-once value (the identity, an unexpired
-	// idempotency key) is already stored.
+	// idempotency key, a spend reservation ID) is already stored.
 	ErrExists = errors.New("keystore: already exists")
 
 	// ErrAuditChain means an audit entry does not extend the chain: its

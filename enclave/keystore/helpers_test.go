@@ -8,6 +8,7 @@ import (
 	"database/sql"
 	"errors"
 	"fmt"
+	"math/big"
 	"strings"
 	"sync"
 	"testing"
@@ -123,7 +124,7 @@ func (r *recorder) records() []Record {
 func dumpState(t testing.TB, s *Store) string {
 	t.Helper()
 	var b strings.Builder
-	for _, table := range []string{"meta", "keys", "identity", "policy", "audit", "idempotency"} {
+	for _, table := range []string{"meta", "keys", "identity", "policy", "audit", "idempotency", "policy_window"} {
 		fmt.Fprintf(&b, "== %s\n", table)
 		rows, err := s.db.Query("SELECT * FROM " + table + " ORDER BY 1")
 		if err != nil {
@@ -178,6 +179,9 @@ func populate(t testing.TB, s *Store, keys int) {
 		s.AppendAudit(ctx, AuditEntry{Seq: 2, PrevHash: bytes.Repeat([]byte{1}, 32), Entry: []byte("e2"), Hash: bytes.Repeat([]byte{2}, 32)}),
 		s.PutIdempotency(ctx, IdempotencyRecord{Key: "req-1", RequestHash: []byte("h"), Response: []byte("r"), ExpiresAt: s.now().Add(time.Hour)}),
 		s.PurgeIdempotency(ctx),
+		s.ReserveSpends(ctx, testReservation(1, s.now()), allowAll),
+		s.ReserveSpends(ctx, testReservation(2, s.now()), allowAll),
+		s.ReleaseSpends(ctx, reservationID(1)),
 	}
 	for i, err := range steps {
 		if err != nil {
@@ -185,3 +189,19 @@ func populate(t testing.TB, s *Store, keys int) {
 		}
 	}
 }
+
+func reservationID(i int) ReservationID {
+	var id ReservationID
+	copy(id[:], fmt.Sprintf("res-%08d", i))
+	return id
+}
+
+// testReservation reserves 1000*i of "eth" and i of "usdc" for key i.
+func testReservation(i int, at time.Time) SpendReservation {
+	return SpendReservation{
+		ID: reservationID(i), KeyID: keyID(i), At: at,
+		Spends: []SpendAmount{{Asset: "eth", Amount: big.NewInt(1000 * int64(i))}, {Asset: "usdc", Amount: big.NewInt(int64(i))}},
+	}
+}
+
+func allowAll(WindowView) error { return nil }

@@ -29,6 +29,8 @@ const (
 	opAppendAudit
 	opPutIdempotency
 	opPurgeIdempotency
+	opReserveSpends
+	opReleaseSpends
 )
 
 // envelope is the outer record array.
@@ -129,6 +131,10 @@ func newMutation(op opCode) (mutation, error) {
 		return new(putIdempotencyChange), nil
 	case opPurgeIdempotency:
 		return new(purgeIdempotencyChange), nil
+	case opReserveSpends:
+		return new(reserveSpendsChange), nil
+	case opReleaseSpends:
+		return new(releaseSpendsChange), nil
 	}
 	return nil, fmt.Errorf("%w: unknown op %d", ErrBadRecord, op)
 }

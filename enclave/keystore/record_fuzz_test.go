@@ -13,6 +13,9 @@ func FuzzDecodeChange(f *testing.F) {
 		&putKeyChange{ID: rec.ID[:], Epoch: 2, Threshold: 1, Parties: []string{"a"}, Self: "a", Share: []byte("s"), Metadata: []byte("{}")},
 		&putPolicyChange{Version: 1, Document: []byte("d")},
 		&purgeIdempotencyChange{At: 5},
+		&reserveSpendsChange{ID: make([]byte, 16), KeyID: rec.ID[:], At: 9, PruneBefore: 3,
+			Spends: []spendEntry{{Asset: "eip155:1/native", Amount: []byte{1, 0}}}},
+		&releaseSpendsChange{ID: make([]byte, 16)},
 	} {
 		p, err := encodeChange(7, m)
 		if err != nil {

@@ -65,6 +65,19 @@ var migrations = []string{
 		expires_at   INTEGER NOT NULL
 	);
 	CREATE INDEX ks.idempotency_expiry ON idempotency (expires_at);`,
+
+	// 2: policy window state (spends counted against rolling-window limits).
+	`CREATE TABLE ks.policy_window (
+		reservation BLOB NOT NULL CHECK (length(reservation) = 16),
+		idx         INTEGER NOT NULL CHECK (idx >= 0),
+		key_id      BLOB NOT NULL CHECK (length(key_id) = 32),
+		asset       TEXT NOT NULL CHECK (length(asset) > 0),
+		at          INTEGER NOT NULL CHECK (at >= 0),
+		amount      BLOB NOT NULL CHECK (length(amount) BETWEEN 1 AND 32),
+		PRIMARY KEY (reservation, idx)
+	) WITHOUT ROWID;
+	CREATE INDEX ks.policy_window_key ON policy_window (key_id, at);
+	CREATE INDEX ks.policy_window_at ON policy_window (at);`,
 }
 
 // SchemaVersion is the schema version this build writes.
