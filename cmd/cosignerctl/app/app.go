@@ -39,6 +39,7 @@ type command struct {
 func commands() []command {
 	cmds := []command{
 		{"attestation verify", "verify a Nitro attestation document", runAttestationVerify},
+		{"audit verify", "verify an exported audit log", runAuditVerify},
 		{"version", "print the version", runVersion},
 	}
 	return append(cmds, devCommands()...)
