@@ -36,8 +36,8 @@ type Sessions interface {
 
 // Judge decides, on every party (the initiator included, with from equal to
 // itself), whether to run a proposal. For OpSign it returns the sign
-// request this party built itself from p.Request: its own digest and
-// path. It must have written any audit entry the decision needs before it
+// requests this party built itself from p.Request: its own digests (one per
+// signature; p.Signs of them) and path. It must have written any audit entry the decision needs before it
 // returns. A *Refusal names the code sent back; any other error is sent as
 // CodeInternal.
 type Judge interface {
@@ -46,9 +46,11 @@ type Judge interface {
 
 // Task is what a Judge agreed to.
 type Task struct {
-	// Sign is the request to sign (OpSign only). Its Key, Epoch and
-	// Presignature are set from the proposal.
-	Sign mpc.SignRequest
+	// Signs are the requests to sign (OpSign only), one per signature, in
+	// the order the payload lists them. Their Key, Epoch and Presignature
+	// are set from the proposal; each runs in its own session (see
+	// SubSession).
+	Signs []mpc.SignRequest
 	// Done, if set, is called once with the outcome after the Judge
 	// agreed: the engine's result, or why the session never ran.
 	Done func(Result, error)
@@ -60,11 +62,11 @@ func (t Task) done(r Result, err error) {
 	}
 }
 
-// Result is a session's outcome: Key for keygen and refresh, Signature
-// for a sign.
+// Result is a session's outcome: Key for keygen and refresh, Signatures
+// (in the order of Task.Signs) for a sign.
 type Result struct {
-	Key       mpc.KeyInfo
-	Signature mpc.Signature
+	Key        mpc.KeyInfo
+	Signatures []mpc.Signature
 }
 
 // Config configures a Coordinator. Every field but MaxSessions, Now and
@@ -195,7 +197,7 @@ func (c *Coordinator) Initiate(ctx context.Context, p Proposal) (Result, error) 
 	}
 	ctx, cancel := context.WithDeadline(ctx, p.Deadline)
 	defer cancel()
-	task, err := c.cfg.Judge.Judge(ctx, c.cfg.Self, &p)
+	task, err := c.judge(ctx, c.cfg.Self, &p)
 	if err != nil {
 		return Result{}, err
 	}
@@ -213,6 +215,21 @@ func (c *Coordinator) Initiate(ctx context.Context, p Proposal) (Result, error) 
 	}
 	c.sendAll(ctx, others, message{Type: msgGo, Session: p.Session})
 	return c.run(ctx, &p, task)
+}
+
+// judge asks the Judge and checks that a sign's task has as many requests
+// as the proposal has signatures.
+func (c *Coordinator) judge(ctx context.Context, from mpc.PartyID, p *Proposal) (Task, error) {
+	task, err := c.cfg.Judge.Judge(ctx, from, p)
+	if err != nil {
+		return Task{}, err
+	}
+	if p.Op == OpSign && len(task.Signs) != int(p.Signs) {
+		err := fmt.Errorf("%w: this party computed %d digests, the proposal %d", ErrInvalid, len(task.Signs), p.Signs)
+		task.done(Result{}, err)
+		return Task{}, err
+	}
+	return task, nil
 }
 
 // gather sends the proposal and waits until every other party accepted.
@@ -265,7 +282,7 @@ func (c *Coordinator) propose(ctx context.Context, from mpc.PartyID, p *Proposal
 func (c *Coordinator) join(ctx context.Context, from mpc.PartyID, p *Proposal) {
 	ctx, cancel := context.WithDeadline(ctx, p.Deadline)
 	defer cancel()
-	task, err := c.cfg.Judge.Judge(ctx, from, p)
+	task, err := c.judge(ctx, from, p)
 	if err != nil {
 		c.refuse(ctx, from, p.Session, codeOf(err), err)
 		return
@@ -320,13 +337,32 @@ func (c *Coordinator) run(ctx context.Context, p *Proposal, task Task) (Result, 
 	case OpRefresh:
 		res.Key, err = c.cfg.Engine.Refresh(ctx, spec, p.Key, p.Epoch)
 	case OpSign:
-		req := task.Sign
-		req.Key, req.Epoch, req.Presignature = p.Key, p.Epoch, p.Presignature
-		res.Signature, err = c.cfg.Engine.Sign(ctx, spec, req)
+		res.Signatures, err = c.signAll(ctx, p, task.Signs)
 	}
 	c.log.Debug("session ended", "op", p.Op.String(), "session", p.Session.String(), "ok", err == nil)
 	task.done(res, err)
 	return res, err
+}
+
+// signAll runs one sign session per request, all at once, and returns the
+// signatures in order, or the first error.
+func (c *Coordinator) signAll(ctx context.Context, p *Proposal, reqs []mpc.SignRequest) ([]mpc.Signature, error) {
+	sigs := make([]mpc.Signature, len(reqs))
+	errs := make([]error, len(reqs))
+	var wg sync.WaitGroup
+	for i, req := range reqs {
+		wg.Go(func() {
+			spec := p.spec()
+			spec.ID = SubSession(p.Session, i)
+			req.Key, req.Epoch, req.Presignature = p.Key, p.Epoch, p.Presignature
+			sigs[i], errs[i] = c.cfg.Engine.Sign(ctx, spec, req)
+		})
+	}
+	wg.Wait()
+	if err := errors.Join(errs...); err != nil {
+		return nil, err
+	}
+	return sigs, nil
 }
 
 func (c *Coordinator) others(p *Proposal) []mpc.PartyID {
@@ -336,8 +372,13 @@ func (c *Coordinator) others(p *Proposal) []mpc.PartyID {
 // open opens p's session on the wire layer and registers a waiter for the
 // answers of from.
 func (c *Coordinator) open(p *Proposal, from []mpc.PartyID) (*waiter, error) {
-	if err := c.cfg.Sessions.Open(p.Session, p.Parties); err != nil {
-		return nil, fmt.Errorf("coord: opening session: %w", err)
+	for i, id := range sessionsOf(p) {
+		if err := c.cfg.Sessions.Open(id, p.Parties); err != nil {
+			for _, opened := range sessionsOf(p)[:i] {
+				c.cfg.Sessions.Close(opened)
+			}
+			return nil, fmt.Errorf("coord: opening session: %w", err)
+		}
 	}
 	w := &waiter{from: map[mpc.PartyID]bool{}, ch: make(chan answer, 2*len(from))}
 	for _, id := range from {
@@ -353,7 +394,22 @@ func (c *Coordinator) close(p *Proposal) {
 	c.mu.Lock()
 	delete(c.waiters, p.Session)
 	c.mu.Unlock()
-	c.cfg.Sessions.Close(p.Session)
+	for _, id := range sessionsOf(p) {
+		c.cfg.Sessions.Close(id)
+	}
+}
+
+// sessionsOf lists the engine sessions p runs: p.Session, or one per
+// signature for a sign.
+func sessionsOf(p *Proposal) []mpc.SessionID {
+	if p.Op != OpSign {
+		return []mpc.SessionID{p.Session}
+	}
+	ids := make([]mpc.SessionID, p.Signs)
+	for i := range ids {
+		ids[i] = SubSession(p.Session, i)
+	}
+	return ids
 }
 
 // remember records p's session ID until its deadline; false means it was

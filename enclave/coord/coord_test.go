@@ -27,6 +27,7 @@ type judge struct {
 	refuse  coord.Code
 	hashTag []byte // prefixed to the request before hashing
 	stall   time.Duration
+	extra   int // digests beyond the proposal's count, as a different parse would give
 	calls   atomic.Int32
 	done    []error
 }
@@ -34,7 +35,7 @@ type judge struct {
 func (j *judge) Judge(ctx context.Context, _ mpc.PartyID, p *coord.Proposal) (coord.Task, error) {
 	j.calls.Add(1)
 	j.mu.Lock()
-	refuse, tag, stall := j.refuse, j.hashTag, j.stall
+	refuse, tag, stall, extra := j.refuse, j.hashTag, j.stall, j.extra
 	j.mu.Unlock()
 	if stall > 0 {
 		select {
@@ -46,8 +47,17 @@ func (j *judge) Judge(ctx context.Context, _ mpc.PartyID, p *coord.Proposal) (co
 	if refuse != 0 {
 		return coord.Task{}, &coord.Refusal{Code: refuse, Err: errors.New("test says no")}
 	}
-	d := sha256.Sum256(append(append([]byte{}, tag...), p.Request...))
-	return coord.Task{Sign: mpc.SignRequest{Digest: d[:]}, Done: j.record}, nil
+	var reqs []mpc.SignRequest
+	for i := range int(p.Signs) + extra {
+		d := digestOf(tag, p.Request, i)
+		reqs = append(reqs, mpc.SignRequest{Digest: d[:]})
+	}
+	return coord.Task{Signs: reqs, Done: j.record}, nil
+}
+
+// digestOf is what the test Judge signs: the i-th digest of a request.
+func digestOf(tag, request []byte, i int) [32]byte {
+	return sha256.Sum256(append(append(append([]byte{}, tag...), request...), byte(i)))
 }
 
 func (j *judge) record(_ coord.Result, err error) {
@@ -172,22 +182,27 @@ func TestKeygenAndSignAcrossParties(t *testing.T) {
 	c := newCluster(t, 0)
 	key := c.keygen(t)
 	p := proposal(t, coord.OpSign, []mpc.PartyID{"bob", "carol"}, time.Minute)
-	p.Key, p.Request = key.Key, []byte("pay 1 BTC to the test vector")
+	p.Key, p.Request, p.Signs = key.Key, []byte("spend three inputs"), 3
 	res, err := c.nodes["bob"].coord.Initiate(context.Background(), p)
 	if err != nil {
 		t.Fatal(err)
 	}
-	pub, err := schnorr.ParsePubKey(res.Signature.PublicKey)
-	if err != nil {
-		t.Fatal(err)
+	if len(res.Signatures) != 3 {
+		t.Fatalf("got %d signatures, want 3", len(res.Signatures))
 	}
-	sig, err := schnorr.ParseSignature(append(res.Signature.R[:], res.Signature.S[:]...))
-	if err != nil {
-		t.Fatal(err)
-	}
-	digest := sha256.Sum256(p.Request)
-	if !sig.Verify(digest[:], pub) {
-		t.Fatal("btcd does not verify the signature over the digest each party computed")
+	for i, s := range res.Signatures {
+		pub, err := schnorr.ParsePubKey(s.PublicKey)
+		if err != nil {
+			t.Fatal(err)
+		}
+		sig, err := schnorr.ParseSignature(append(s.R[:], s.S[:]...))
+		if err != nil {
+			t.Fatal(err)
+		}
+		digest := digestOf(nil, p.Request, i)
+		if !sig.Verify(digest[:], pub) {
+			t.Fatalf("signature %d: btcd does not verify it over the digest each party computed", i)
+		}
 	}
 	if n := c.nodes["alice"].judge.calls.Load(); n != 1 {
 		t.Errorf("alice judged %d proposals; she is not a signer", n)
@@ -204,9 +219,9 @@ func TestSignerComputesItsOwnDigest(t *testing.T) {
 	key := c.keygen(t)
 	c.nodes["carol"].judge.hashTag = []byte("carol reads the request differently")
 	p := proposal(t, coord.OpSign, []mpc.PartyID{"bob", "carol"}, 5*time.Second)
-	p.Key, p.Request = key.Key, []byte("request")
+	p.Key, p.Request, p.Signs = key.Key, []byte("request"), 1
 	if res, err := c.nodes["bob"].coord.Initiate(context.Background(), p); err == nil {
-		t.Fatalf("sign succeeded with disagreeing digests: %+v", res.Signature)
+		t.Fatalf("sign succeeded with disagreeing digests: %+v", res.Signatures)
 	}
 }
 
@@ -287,15 +302,19 @@ func TestInitiateRefusesBadProposals(t *testing.T) {
 	c := newCluster(t, 0)
 	good := proposal(t, coord.OpFROSTKeygen, abc, time.Minute)
 	for name, edit := range map[string]func(*coord.Proposal){
-		"zero session":    func(p *coord.Proposal) { p.Session = mpc.SessionID{} },
-		"control session": func(p *coord.Proposal) { p.Session = coord.ControlSession },
-		"unknown op":      func(p *coord.Proposal) { p.Op = 99 },
-		"not a party":     func(p *coord.Proposal) { p.Parties = []mpc.PartyID{"bob", "carol"} },
-		"repeated party":  func(p *coord.Proposal) { p.Parties = []mpc.PartyID{"alice", "bob", "bob"} },
-		"one party":       func(p *coord.Proposal) { p.Parties = []mpc.PartyID{"alice"} },
-		"past deadline":   func(p *coord.Proposal) { p.Deadline = time.Now().Add(-time.Second) },
-		"far deadline":    func(p *coord.Proposal) { p.Deadline = time.Now().Add(time.Hour) },
-		"huge request":    func(p *coord.Proposal) { p.Request = bytes.Repeat([]byte{1}, coord.MaxRequest+1) },
+		"zero session":       func(p *coord.Proposal) { p.Session = mpc.SessionID{} },
+		"control session":    func(p *coord.Proposal) { p.Session = coord.ControlSession },
+		"unknown op":         func(p *coord.Proposal) { p.Op = 99 },
+		"not a party":        func(p *coord.Proposal) { p.Parties = []mpc.PartyID{"bob", "carol"} },
+		"repeated party":     func(p *coord.Proposal) { p.Parties = []mpc.PartyID{"alice", "bob", "bob"} },
+		"one party":          func(p *coord.Proposal) { p.Parties = []mpc.PartyID{"alice"} },
+		"past deadline":      func(p *coord.Proposal) { p.Deadline = time.Now().Add(-time.Second) },
+		"far deadline":       func(p *coord.Proposal) { p.Deadline = time.Now().Add(time.Hour) },
+		"huge request":       func(p *coord.Proposal) { p.Request = bytes.Repeat([]byte{1}, coord.MaxRequest+1) },
+		"keygen with signs":  func(p *coord.Proposal) { p.Signs = 1 },
+		"sign without signs": func(p *coord.Proposal) { p.Op = coord.OpSign },
+		"too many signs":     func(p *coord.Proposal) { p.Op, p.Signs = coord.OpSign, coord.MaxSigns+1 },
+		"presig for two":     func(p *coord.Proposal) { p.Op, p.Signs, p.Presignature = coord.OpSign, 2, mpc.PresignatureID{1} },
 	} {
 		t.Run(name, func(t *testing.T) {
 			p := good
@@ -307,5 +326,20 @@ func TestInitiateRefusesBadProposals(t *testing.T) {
 	}
 	if n := c.nodes["alice"].judge.calls.Load(); n != 0 {
 		t.Errorf("the judge saw %d invalid proposals", n)
+	}
+}
+
+// A party whose own parse gives another number of digests refuses before
+// any session runs.
+func TestDigestCountMismatchRefused(t *testing.T) {
+	c := newCluster(t, 0)
+	key := c.keygen(t)
+	c.nodes["carol"].judge.extra = 1
+	p := proposal(t, coord.OpSign, []mpc.PartyID{"bob", "carol"}, 10*time.Second)
+	p.Key, p.Request, p.Signs = key.Key, []byte("request"), 2
+	_, err := c.nodes["bob"].coord.Initiate(context.Background(), p)
+	var refused *coord.RefusedError
+	if !errors.As(err, &refused) || refused.Party != "carol" || refused.Code != coord.CodeInvalid {
+		t.Fatalf("got %v, want carol refusing as invalid", err)
 	}
 }

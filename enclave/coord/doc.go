@@ -23,6 +23,11 @@
 //     each party starts on "go". On a refusal or the deadline, I sends
 //     "cancel" and fails with a [*RefusedError] or [ErrDeadline].
 //
+// A sign makes Signs signatures (a PSBT needs one per input): each runs
+// as its own engine session ([SubSession]), all at once, and every party
+// refuses a proposal whose count differs from its own parse of the
+// request.
+//
 // The extra messages cost two broker trips before the first MPC round.
 // They are what makes "go" safe: a party starts sending only when every
 // other has opened the session, so no frame is dropped for an unknown

@@ -2,6 +2,7 @@ package coord
 
 import (
 	"crypto/sha256"
+	"encoding/binary"
 	"errors"
 	"fmt"
 	"slices"
@@ -23,6 +24,8 @@ var ControlSession = mpc.SessionID(sha256.Sum256([]byte("nitro-cosigner control 
 const (
 	// MaxRequest bounds Proposal.Request.
 	MaxRequest = 256 << 10
+	// MaxSigns bounds the signatures of one sign (PSBT inputs).
+	MaxSigns = 256
 	// MaxDeadline is the furthest in the future a proposal's deadline may
 	// be when it arrives.
 	MaxDeadline = 10 * time.Minute
@@ -62,8 +65,13 @@ type Proposal struct {
 	Threshold int           // keygen: parties needed to sign
 	Key       mpc.KeyID     // refresh and sign
 	Epoch     uint64        // refresh and sign
-	// Presignature, for an ECDSA sign, is the presignature every signer
-	// uses; the initiator claims it from the pool. Zero runs a full sign.
+	// Signs is how many signatures a sign makes (one per digest of the
+	// payload: a PSBT has one per input); every party checks that its own
+	// parse of Request gives as many.
+	Signs uint16
+	// Presignature, for an ECDSA sign of one digest, is the presignature
+	// every signer uses; the initiator claims it from the pool. Zero runs a
+	// full sign.
 	Presignature mpc.PresignatureID
 	// Request is the Judge's business: for a sign, the caller's typed
 	// payload and derivation path, which every party parses itself.
@@ -92,6 +100,10 @@ func (p *Proposal) check(self, from mpc.PartyID, now time.Time) error {
 		return fmt.Errorf("%w: request too large", ErrInvalid)
 	case !p.Deadline.After(now) || p.Deadline.After(now.Add(MaxDeadline)):
 		return fmt.Errorf("%w: deadline", ErrInvalid)
+	case (p.Op == OpSign) != (p.Signs > 0) || p.Signs > MaxSigns:
+		return fmt.Errorf("%w: signature count", ErrInvalid)
+	case !p.Presignature.IsZero() && p.Signs != 1:
+		return fmt.Errorf("%w: a presignature serves one signature", ErrInvalid)
 	}
 	return nil
 }
@@ -100,6 +112,19 @@ func hasDuplicates(ps []mpc.PartyID) bool {
 	s := slices.Clone(ps)
 	slices.Sort(s)
 	return len(slices.Compact(s)) != len(ps)
+}
+
+// SubSession is the engine session of a sign's i-th signature: the
+// proposal's own ID for the first, a hash of it and i for the others.
+func SubSession(session mpc.SessionID, i int) mpc.SessionID {
+	if i == 0 {
+		return session
+	}
+	h := sha256.New()
+	h.Write([]byte("nitro-cosigner sub-session v1"))
+	h.Write(session[:])
+	h.Write(binary.BigEndian.AppendUint32(nil, uint32(i)))
+	return mpc.SessionID(h.Sum(nil))
 }
 
 // spec is the engine's view of p.
