@@ -1,0 +1,163 @@
+// Package judge decides, on each cosigner, whether it takes part in a
+// session another cosigner (or this one) proposes: it is the coord.Judge
+// of the enclave. For a sign it is the whole pipeline that runs before
+// this party's signature share may leave the enclave, in this order:
+//
+//  1. decode the request the proposal carries (the caller's payload bytes,
+//     never a digest from anyone else) and load the key;
+//  2. parse the payload with enclave/payload against the key's (derived)
+//     public key, computing the digests here;
+//  3. write the sign_requested audit entry;
+//  4. evaluate this cosigner's own policy (enclave/policy), reserving
+//     window spends;
+//  5. ask the approval callback, if one is configured;
+//  6. write the sign_decided audit entry, allow or deny.
+//
+// Any failure refuses (fail closed). A refusal releases the window
+// reservation; so does a session that never started. The audit entry for
+// a decision is durable before the decision takes effect: an entry that
+// cannot be written refuses. When the session ends, the outcome is
+// audited as signed or sign_failed.
+//
+// Keygen and refresh proposals are accepted when the key checks pass and
+// are audited when they end (key_created, key_refreshed).
+package judge
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"log/slog"
+	"slices"
+
+	"github.com/nitro-cosigner/nitro-cosigner/enclave/approval"
+	"github.com/nitro-cosigner/nitro-cosigner/enclave/coord"
+	"github.com/nitro-cosigner/nitro-cosigner/enclave/mpc"
+	"github.com/nitro-cosigner/nitro-cosigner/enclave/policy"
+	auditfmt "github.com/nitro-cosigner/nitro-cosigner/pkg/audit"
+)
+
+// Keys is the part of *mpc.Engine the judge reads.
+type Keys interface {
+	Key(ctx context.Context, id mpc.KeyID) (mpc.KeyInfo, error)
+	DeriveKey(ctx context.Context, key mpc.KeyID, path []uint32) (mpc.DerivedKey, error)
+}
+
+// Policy is the part of *policy.Engine the judge uses.
+type Policy interface {
+	Authorize(ctx context.Context, req policy.Request) (policy.Decision, policy.Reservation, error)
+	Release(ctx context.Context, r policy.Reservation) error
+}
+
+// Approver is the approval callback; *approval.Client satisfies it.
+type Approver interface {
+	Ask(ctx context.Context, r approval.Request) (approval.Decision, error)
+}
+
+// Auditor appends audit entries; *enclave/audit.Log satisfies it.
+type Auditor interface {
+	Append(ctx context.Context, ev auditfmt.Event) (auditfmt.Record, error)
+}
+
+// Config configures a Judge. Approver and Logger are optional.
+type Config struct {
+	Self     mpc.PartyID
+	Keys     Keys
+	Policy   Policy
+	Approver Approver // nil: no approval callback
+	Audit    Auditor
+	Logger   *slog.Logger
+}
+
+// Judge is the enclave's coord.Judge.
+type Judge struct {
+	cfg Config
+	log *slog.Logger
+}
+
+var _ coord.Judge = (*Judge)(nil)
+
+// ErrConfig is returned by New for an unusable configuration.
+var ErrConfig = errors.New("judge: bad configuration")
+
+// New checks cfg and returns a Judge.
+func New(cfg Config) (*Judge, error) {
+	if cfg.Self == "" || cfg.Keys == nil || cfg.Policy == nil || cfg.Audit == nil {
+		return nil, fmt.Errorf("%w: Self, Keys, Policy and Audit are required", ErrConfig)
+	}
+	log := cfg.Logger
+	if log == nil {
+		log = slog.New(slog.DiscardHandler)
+	}
+	return &Judge{cfg: cfg, log: log.With("party", string(cfg.Self))}, nil
+}
+
+// Judge decides p for this party; see the package documentation.
+func (j *Judge) Judge(ctx context.Context, from mpc.PartyID, p *coord.Proposal) (coord.Task, error) {
+	switch p.Op {
+	case coord.OpSign:
+		return j.sign(ctx, from, p)
+	case coord.OpKeygen, coord.OpFROSTKeygen:
+		return j.keygen(p), nil
+	case coord.OpRefresh:
+		return j.refresh(ctx, p)
+	}
+	return coord.Task{}, &coord.Refusal{Code: coord.CodeInvalid, Err: errors.New("judge: unknown operation")}
+}
+
+func (j *Judge) keygen(p *coord.Proposal) coord.Task {
+	return coord.Task{Done: func(res coord.Result, err error) {
+		if err != nil {
+			return // nothing was created; the session's end is logged by coord
+		}
+		j.auditAfter(auditfmt.Event{Type: auditfmt.KeyCreated, KeyID: res.Key.Key.String(),
+			RequestID: p.Session.String(), Details: keyDetails(res.Key)})
+	}}
+}
+
+func (j *Judge) refresh(ctx context.Context, p *coord.Proposal) (coord.Task, error) {
+	info, err := j.cfg.Keys.Key(ctx, p.Key)
+	if err != nil {
+		return coord.Task{}, keyRefusal(err)
+	}
+	if info.Epoch != p.Epoch || !sameSet(info.Parties, p.Parties) {
+		return coord.Task{}, &coord.Refusal{Code: coord.CodeUnknownKey, Err: errors.New("judge: refresh names another epoch or party set")}
+	}
+	return coord.Task{Done: func(res coord.Result, err error) {
+		if err == nil {
+			j.auditAfter(auditfmt.Event{Type: auditfmt.KeyRefreshed, KeyID: res.Key.Key.String(),
+				RequestID: p.Session.String(), Details: keyDetails(res.Key)})
+		}
+	}}, nil
+}
+
+// auditAfter records what already happened. The action is done; a failure
+// to record it is logged loudly, since nothing can undo it.
+func (j *Judge) auditAfter(ev auditfmt.Event) {
+	ctx, cancel := context.WithTimeout(context.Background(), auditAfterTimeout)
+	defer cancel()
+	if _, err := j.cfg.Audit.Append(ctx, ev); err != nil {
+		j.log.Error("audit entry for a finished operation not written", "type", string(ev.Type), "err", err)
+	}
+}
+
+func keyRefusal(err error) error {
+	if errors.Is(err, mpc.ErrKeyNotFound) {
+		return &coord.Refusal{Code: coord.CodeUnknownKey, Err: err}
+	}
+	return err
+}
+
+func sameSet(a, b []mpc.PartyID) bool {
+	x, y := slices.Clone(a), slices.Clone(b)
+	slices.Sort(x)
+	slices.Sort(y)
+	return slices.Equal(x, y)
+}
+
+func keyDetails(k mpc.KeyInfo) map[string]string {
+	return map[string]string{
+		"scheme": k.Scheme.String(), "epoch": fmt.Sprint(k.Epoch),
+		"threshold": fmt.Sprint(k.Threshold), "public_key": fmt.Sprintf("%x", k.PublicKey),
+	}
+}
