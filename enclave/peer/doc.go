@@ -6,14 +6,16 @@
 //
 // # Mapping
 //
-// An envelope's session, protocol, round, broadcast flag and payload travel
-// in the frame's fields of the same names. A direct envelope names its
-// recipient in the frame; a broadcast envelope (the engine sends one per
-// peer) is sealed as a broadcast frame, one frame per recipient, and the
-// link addresses it to env.To's inbox. On receipt, From is the frame's
-// authenticated sender and To is this party (a direct frame addressed to
-// anyone else is refused by wire), so nothing the broker or host controls
-// reaches the engine's routing fields unverified.
+// An envelope's session, protocol, round, recipient, broadcast flag and
+// payload travel in the frame's fields of the same names, and the link
+// addresses the frame to env.To's inbox. A broadcast envelope (the engine
+// sends one per peer) is sealed as a broadcast frame, one frame per
+// recipient, each naming its recipient like a direct frame: wire refuses a
+// frame addressed to anyone else (wrong_recipient), so a broker that moves
+// bob's copy into carol's inbox cannot make carol accept the broadcast a
+// second time. On receipt, From is the frame's authenticated sender and To
+// is this party, so nothing the broker or host controls reaches the
+// engine's routing fields unverified.
 //
 // # Attestation documents
 //

@@ -159,7 +159,9 @@ func (p *Peer) Send(ctx context.Context, env mpc.Envelope) error {
 	return nil
 }
 
-// seal turns env into a signed (and, if direct, encrypted) frame.
+// seal turns env into a signed (and, if direct, encrypted) frame addressed
+// to env.To, broadcast or not: only env.To's Receiver accepts it, so the
+// broker cannot redirect one party's copy of a broadcast to another.
 func (p *Peer) seal(env mpc.Envelope) ([]byte, error) {
 	switch {
 	case env.From != p.self:
@@ -167,14 +169,10 @@ func (p *Peer) seal(env mpc.Envelope) ([]byte, error) {
 	case env.To == "" || env.To == p.self:
 		return nil, errors.New("envelope has no peer recipient")
 	}
-	f := wire.Frame{
-		Session: wire.SessionID(env.Session), Protocol: env.Protocol, Round: env.Round,
+	return p.signer.Seal(wire.Frame{
+		Session: wire.SessionID(env.Session), Protocol: env.Protocol, Round: env.Round, To: string(env.To),
 		Broadcast: env.Broadcast, Payload: env.Payload, Attach: p.attach,
-	}
-	if !env.Broadcast {
-		f.To = string(env.To)
-	}
-	return p.signer.Seal(f)
+	})
 }
 
 // Deliver verifies one frame from the link and queues its envelope for
@@ -205,7 +203,7 @@ func reason(err error) string {
 }
 
 // envelope maps an accepted message back: From is the authenticated
-// sender, To is us (wire refused direct frames for anyone else).
+// sender, To is us (wire refused frames for anyone else).
 func (p *Peer) envelope(m *wire.Message) mpc.Envelope {
 	return mpc.Envelope{
 		Session: mpc.SessionID(m.Session), From: mpc.PartyID(m.From), To: p.self,

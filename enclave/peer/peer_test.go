@@ -58,23 +58,29 @@ func TestRoundTrip(t *testing.T) {
 	}
 }
 
-// A broadcast frame redirected to another party's inbox is accepted there
-// as addressed to that party; a direct one is refused.
+// A frame redirected to another party's inbox is refused there, direct or
+// broadcast; the party it was sealed for still accepts it.
 func TestRedirectedFrames(t *testing.T) {
-	nodes := newNodes(t, 0, abc...)
-	sid := newSessionID(t)
-	openAll(t, nodes, sid, abc...)
-	env := mpc.Envelope{Session: sid, From: "alice", To: "bob", Protocol: "p", Round: 1, Payload: []byte("x")}
-	s := sendOne(t, nodes["alice"], env)
-	nodes["carol"].peer.Deliver(context.Background(), s.frame)
-	wantEmpty(t, nodes["carol"].peer)
-	wantDropped(t, nodes["carol"].peer, wire.DropWrongRecipient, 1)
-
-	env.Broadcast = true
-	s = sendOne(t, nodes["alice"], env)
-	nodes["carol"].peer.Deliver(context.Background(), s.frame)
-	if got := receiveNow(t, nodes["carol"].peer); got.To != "carol" || got.From != "alice" {
-		t.Fatalf("redirected broadcast mapped to %+v", got)
+	for _, tc := range []struct {
+		name      string
+		broadcast bool
+	}{{"direct", false}, {"broadcast", true}} {
+		t.Run(tc.name, func(t *testing.T) {
+			nodes := newNodes(t, 0, abc...)
+			sid := newSessionID(t)
+			openAll(t, nodes, sid, abc...)
+			env := mpc.Envelope{Session: sid, From: "alice", To: "bob", Protocol: "p", Round: 1,
+				Broadcast: tc.broadcast, Payload: []byte("x")}
+			s := sendOne(t, nodes["alice"], env)
+			carol, bob := nodes["carol"].peer, nodes["bob"].peer
+			carol.Deliver(context.Background(), s.frame)
+			wantEmpty(t, carol)
+			wantDropped(t, carol, wire.DropWrongRecipient, 1)
+			bob.Deliver(context.Background(), s.frame)
+			if got := receiveNow(t, bob); got.To != "bob" || got.From != "alice" || got.Broadcast != tc.broadcast {
+				t.Fatalf("bob got %+v", got)
+			}
+		})
 	}
 }
 

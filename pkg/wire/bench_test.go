@@ -59,7 +59,7 @@ var benchCases = []struct {
 	frame func(SessionID) Frame
 }{
 	{"broadcast", func(s SessionID) Frame {
-		return Frame{Session: s, Protocol: "cmp/presign-online", Round: 8, Broadcast: true, Payload: payload256}
+		return Frame{Session: s, Protocol: "cmp/presign-online", Round: 8, To: "bob", Broadcast: true, Payload: payload256}
 	}},
 	{"direct", func(s SessionID) Frame {
 		return Frame{Session: s, Protocol: "frost/keygen", Round: 3, To: "bob", Payload: payload256}
@@ -67,7 +67,7 @@ var benchCases = []struct {
 	// With the document attached and verified on every frame (a cold
 	// cache): the first frame from a peer.
 	{"broadcast+attestation", func(s SessionID) Frame {
-		return Frame{Session: s, Protocol: "cmp/presign-online", Round: 8, Broadcast: true, Payload: payload256, Attach: true}
+		return Frame{Session: s, Protocol: "cmp/presign-online", Round: 8, To: "bob", Broadcast: true, Payload: payload256, Attach: true}
 	}},
 }
 
@@ -76,7 +76,7 @@ var benchCases = []struct {
 func (c *cluster) prime(tb testing.TB, r *Receiver) {
 	tb.Helper()
 	for _, f := range []Frame{
-		{Session: c.session, Protocol: "p", Broadcast: true},
+		{Session: c.session, Protocol: "p", To: "bob", Broadcast: true},
 		{Session: c.session, Protocol: "p", To: "bob"},
 	} {
 		if _, err := r.Receive(c.seal(tb, "alice", f)); err != nil {

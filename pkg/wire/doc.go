@@ -3,15 +3,16 @@
 //
 // # Contract
 //
-// A [Signer] turns one protocol message (a [Frame]) into an envelope signed
-// by the enclave's long-term Ed25519 identity key and stamped with the
-// digest of its current attestation document; a direct (point-to-point)
-// payload is also encrypted to the recipient enclave. A [Receiver] returns a
-// [Message] only for an envelope that passes every check listed on
-// [Receiver.Receive]; anything else is dropped, counted by [DropReason] in
-// [Receiver.Stats], and reported as an error that names the reason and
-// repeats nothing from the frame. The package does no I/O and reads the
-// clock only through the configured Clock.
+// A [Signer] turns one protocol message to one recipient (a [Frame]) into
+// an envelope signed by the enclave's long-term Ed25519 identity key,
+// stamped with the digest of its current attestation document and naming
+// its recipient; a direct (point-to-point) payload is also encrypted to the
+// recipient enclave. A [Receiver] returns a [Message] only for an envelope
+// that passes every check listed on [Receiver.Receive]; anything else is
+// dropped, counted by [DropReason] in [Receiver.Stats], and reported as an
+// error that names the reason and repeats nothing from the frame. The
+// package does no I/O and reads the clock only through the configured
+// Clock.
 //
 // # Identity binding
 //
@@ -24,6 +25,26 @@
 // against the pinned AWS Nitro root (or roots configured for development) at
 // the receiver's clock. So a valid signature proves the frame comes from
 // the key that a measured enclave image vouched for.
+//
+// # Recipients
+//
+// Every frame names its recipient under the signature, broadcasts
+// included, and a Receiver accepts only frames addressed to itself
+// (DropWrongRecipient), so a frame is accepted by the party it was sent to
+// and, with the replay guard, only once. A broadcast message reaches each
+// party as a frame of its own, sealed once per recipient with its own
+// sequence number; the broadcast flag marks the payload as the message all
+// parties get, but each frame belongs to one of them. Were broadcast
+// frames unaddressed, a broker could move the copy sealed for bob into
+// carol's inbox: its replay key (session, sender, round, seq) is not that
+// of carol's own copy, so carol would accept the message a second time and
+// hand her protocol a duplicate. Named recipients leave a broker able to
+// drop, delay, duplicate and reorder frames, but not to redirect one.
+//
+// Envelope version 1 named no recipient in broadcast frames; version 2
+// requires one in every frame. The field's meaning changed, so the version
+// did: each version drops the other's frames as DropVersion rather than
+// misreading them, and a cluster's cosigners must all run one version.
 //
 // # Envelope
 //
@@ -38,19 +59,23 @@
 //
 // The body is a CBOR map in core deterministic encoding:
 //
-//	1  version       uint, 1
+//	1  version       uint, 2
 //	2  session       bstr, 32 bytes
 //	3  protocol      tstr, 1..64 printable ASCII
 //	4  round         uint, 0..65535
 //	5  from          tstr, sender cosigner ID
-//	6  to            tstr, recipient ID (absent for a broadcast)
-//	7  broadcast     bool
+//	6  to            tstr, recipient cosigner ID (every frame)
+//	7  broadcast     bool, the payload is a broadcast message
 //	8  seq           uint > 0, the sender's frame counter
 //	9  time          uint, sender's clock, Unix milliseconds
 //	10 att_digest    bstr, SHA-256 of the sender's current attestation document
 //	11 enc           bstr, 32-byte HPKE encapsulated key (direct frames only)
 //	12 payload       bstr, plaintext (broadcast) or HPKE ciphertext (direct)
 //	13 attestation   bstr, the attestation document itself (optional)
+//
+// The signature covers the whole body: every field above, the recipient
+// and the broadcast flag included, so nobody can re-address a frame or
+// turn a direct frame into a broadcast without the sender's key.
 //
 // Decoding is strict: at most [MaxFrameSize] bytes, well-formed, no
 // indefinite lengths, tags other than the outer 18, duplicate or unknown
@@ -86,8 +111,9 @@
 // # Attestation documents
 //
 // A frame names its sender's document by digest; the Signer attaches the
-// document itself to every frame of the first round it sends to each
-// recipient (and to the broadcast) in a session, and again after
+// document itself to every frame of the first round of broadcasts, and of
+// the first round of direct frames, it sends to each recipient in a
+// session, and again after
 // [Signer.SetAttestation], or whenever [Frame.Attach] is set. A Receiver
 // verifies an attached document once and caches it by digest (at most
 // MaxCachedAttestations, each until the first certificate of its chain
@@ -103,7 +129,8 @@
 //
 // A frame is accepted only if its timestamp is within Window (default one
 // minute) of the receiver's clock, either way, and (session, sender, round,
-// seq) was not accepted before. Each accepted key is kept exactly until
+// seq) was not accepted before; a frame for another party never reaches
+// the guard (see Recipients). Each accepted key is kept exactly until
 // its timestamp leaves the window (timestamp + Window), after which the
 // timestamp check refuses any copy; expired keys are swept at most once per
 // Window. Memory is therefore bounded by the frames accepted in about two
@@ -154,9 +181,9 @@
 // So enclave/mpc, for keygen, refresh and presign, before it persists or
 // reports a result (see its package doc for what this does and does not
 // guarantee): record each party's final-round broadcast
-// (accepted Messages and our own) in a [Transcript]; send one broadcast
-// frame with Protocol [EchoProtocol], the final round number and the
-// 32-byte [Transcript.Digest] as payload; wait (within the session
+// (accepted Messages and our own) in a [Transcript]; send every other party
+// a broadcast frame with Protocol [EchoProtocol], the final round number
+// and the 32-byte [Transcript.Digest] as payload; wait (within the session
 // deadline) for every other party's echo and check it with
 // [Transcript.CheckEcho]; and commit only if all agree. A party that sent
 // two different signed broadcasts is proven by the two frames

@@ -20,7 +20,8 @@ const (
 	DropOwnFrame
 	// DropUnknownSender: the sender is not in the roster.
 	DropUnknownSender
-	// DropWrongRecipient: a direct frame for another cosigner.
+	// DropWrongRecipient: a frame, direct or broadcast, addressed to
+	// another cosigner.
 	DropWrongRecipient
 	// DropNotInSession: the session is unknown (never proposed or ended),
 	// or the sender or we are not among its parties.

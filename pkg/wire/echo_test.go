@@ -150,16 +150,15 @@ func TestEchoOverFrames(t *testing.T) {
 	const final = 5
 	ts := transcripts(t, ids)
 	for _, from := range ids {
-		f := broadcast(c.session, final, "z share of "+from)
-		raw := c.seal(t, from, f)
+		payload := "z share of " + from
 		for _, to := range ids {
 			if to == from {
-				if err := ts[to].Record(from, f.Protocol, final, f.Payload); err != nil {
+				if err := ts[to].Record(from, "cmp/sign", final, []byte(payload)); err != nil {
 					t.Fatal(err)
 				}
 				continue
 			}
-			m := c.mustAccept(t, to, raw)
+			m := c.mustAccept(t, to, c.seal(t, from, broadcast(c.session, final, to, payload)))
 			if err := ts[to].Record(m.From, m.Protocol, m.Round, m.Payload); err != nil {
 				t.Fatal(err)
 			}
@@ -167,11 +166,11 @@ func TestEchoOverFrames(t *testing.T) {
 	}
 	for _, from := range ids {
 		d := digest(t, ts[from], final)
-		raw := c.seal(t, from, Frame{Session: c.session, Protocol: EchoProtocol, Round: final, Broadcast: true, Payload: d})
 		for _, to := range ids {
 			if to == from {
 				continue
 			}
+			raw := c.seal(t, from, Frame{Session: c.session, Protocol: EchoProtocol, Round: final, To: to, Broadcast: true, Payload: d})
 			m := c.mustAccept(t, to, raw)
 			if err := ts[to].CheckEcho(m.From, m.Round, m.Payload); err != nil {
 				t.Fatalf("%s checking %s's echo: %v", to, from, err)

@@ -11,7 +11,10 @@ import (
 )
 
 // Version is the envelope version this package writes and accepts.
-const Version = 1
+// Version 2 requires every frame, broadcasts included, to name its
+// recipient; version 1 broadcasts named none (see the package
+// documentation).
+const Version = 2
 
 // Size limits. A frame larger than MaxFrameSize is refused before any
 // decoding.
@@ -46,7 +49,7 @@ type body struct {
 	Protocol    string `cbor:"3,keyasint"`
 	Round       uint16 `cbor:"4,keyasint"`
 	From        string `cbor:"5,keyasint"`
-	To          string `cbor:"6,keyasint,omitempty"`
+	To          string `cbor:"6,keyasint"`
 	Broadcast   bool   `cbor:"7,keyasint"`
 	Seq         uint64 `cbor:"8,keyasint"`
 	TimeMS      uint64 `cbor:"9,keyasint"`
@@ -189,15 +192,14 @@ func parseBody(payload []byte) (*body, error) {
 }
 
 // valid checks every field's size and the coherence of the recipient
-// fields: a broadcast has no recipient and no encapsulated key; a direct
-// frame has both.
+// fields: every frame names its recipient; a direct frame also has an
+// encapsulated key, a broadcast (signed only) has none.
 func (b *body) valid() bool {
-	direct := !b.Broadcast
 	return len(b.Session) == len(SessionID{}) &&
 		validName(b.Protocol, MaxProtocolSize) &&
 		validName(b.From, MaxIDSize) &&
-		(b.Broadcast && b.To == "" || direct && validName(b.To, MaxIDSize)) &&
-		(b.Broadcast && b.Enc == nil || direct && len(b.Enc) == encSize) &&
+		validName(b.To, MaxIDSize) &&
+		(b.Broadcast && b.Enc == nil || !b.Broadcast && len(b.Enc) == encSize) &&
 		b.Seq > 0 && b.TimeMS > 0 && b.TimeMS <= maxTimeMS &&
 		len(b.AttDigest) == digestSize &&
 		len(b.Payload) <= MaxPayloadSize &&

@@ -9,12 +9,13 @@ import (
 func seedFrames(tb testing.TB, c *cluster) [][]byte {
 	tb.Helper()
 	return [][]byte{
-		c.seal(tb, "alice", broadcast(c.session, 1, "with document")),
-		c.seal(tb, "alice", broadcast(c.session, 2, "without document")),
+		c.seal(tb, "alice", broadcast(c.session, 1, "bob", "with document")),
+		c.seal(tb, "alice", broadcast(c.session, 2, "bob", "without document")),
 		c.seal(tb, "alice", direct(c.session, 1, "bob", "sealed share")),
 		c.seal(tb, "alice", direct(c.session, 2, "bob", "")),
 		c.seal(tb, "carol", direct(c.session, 1, "bob", "x")),
 		c.seal(tb, "alice", direct(c.session, 1, "carol", "not for bob")),
+		c.seal(tb, "alice", broadcast(c.session, 1, "carol", "broadcast not for bob")),
 		{0xd2, 0x84, 0x43, 0xa1, 0x01, 0x27, 0xa0, 0x40, 0x40},
 		{},
 	}
@@ -90,19 +91,24 @@ func checkRoundTrip(t *testing.T, raw []byte, m *Message) {
 		uint64(m.Time.UnixMilli()) != b.TimeMS || !bytes.Equal(m.AttestationDigest[:], b.AttDigest) {
 		t.Fatalf("message %+v does not match its frame", m)
 	}
+	if m.To != "bob" {
+		t.Fatalf("bob accepted a frame for %q", m.To)
+	}
 	if b.Broadcast && !bytes.Equal(m.Payload, b.Payload) {
 		t.Fatal("broadcast payload changed")
 	}
-	if !b.Broadcast && (m.To != "bob" || len(m.Payload)+aeadOverhead != len(b.Payload)) {
+	if !b.Broadcast && len(m.Payload)+aeadOverhead != len(b.Payload) {
 		t.Fatal("direct payload does not match its ciphertext")
 	}
 }
 
-// FuzzSealReceive: any frame Seal accepts is received with the same fields
-// and payload by its recipient, and by nobody else when direct.
+// FuzzSealReceive: any frame Seal accepts names a recipient and is
+// received with the same fields and payload by that recipient, and by
+// nobody else, broadcast or direct.
 func FuzzSealReceive(f *testing.F) {
 	c := newCluster(f, "alice", "bob", "carol")
-	f.Add("cmp/sign", uint16(2), "", true, []byte("x"))
+	f.Add("cmp/sign", uint16(2), "bob", true, []byte("x"))
+	f.Add("cmp/sign", uint16(2), "", true, []byte("no recipient"))
 	f.Add("frost/keygen", uint16(3), "bob", false, []byte("share"))
 	f.Add("p", uint16(0), "carol", false, []byte{})
 	f.Fuzz(func(t *testing.T, protocol string, round uint16, to string, bcast bool, payload []byte) {
@@ -114,7 +120,7 @@ func FuzzSealReceive(f *testing.F) {
 		for _, id := range []string{"bob", "carol"} {
 			r := c.newReceiver(t, c.p(id), nil)
 			m, err := r.Receive(raw)
-			if !bcast && to != id {
+			if to != id {
 				if reasonOf(err) != DropWrongRecipient {
 					t.Fatalf("%s: got %v, want wrong recipient", id, err)
 				}

@@ -162,8 +162,9 @@ func (c *cluster) seal(t testing.TB, from string, f Frame) []byte {
 	return raw
 }
 
-func broadcast(session SessionID, round uint16, payload string) Frame {
-	return Frame{Session: session, Protocol: "cmp/sign", Round: round, Broadcast: true, Payload: []byte(payload)}
+// broadcast is one recipient's frame of a broadcast message.
+func broadcast(session SessionID, round uint16, to, payload string) Frame {
+	return Frame{Session: session, Protocol: "cmp/sign", Round: round, To: to, Broadcast: true, Payload: []byte(payload)}
 }
 
 func direct(session SessionID, round uint16, to, payload string) Frame {

@@ -56,7 +56,7 @@ type Message struct {
 	Protocol  string
 	Round     uint16
 	From      string
-	To        string // "" for a broadcast
+	To        string // the recipient: us, for broadcasts too
 	Broadcast bool
 	Seq       uint64
 	Time      time.Time // the sender's timestamp
@@ -176,7 +176,8 @@ func policies(cfg ReceiverConfig) map[string]attestation.Policy {
 //     have their types and sizes (DropMalformed, DropVersion).
 //  2. The sender is not us (DropOwnFrame) and is in the roster
 //     (DropUnknownSender).
-//  3. The frame is a broadcast or is addressed to us (DropWrongRecipient).
+//  3. The frame is addressed to us, whether direct or broadcast
+//     (DropWrongRecipient).
 //  4. The session lists both the sender and us as parties
 //     (DropNotInSession) and was not ended here (DropSessionEnded).
 //  5. The signature verifies with the sender's roster identity key
@@ -235,7 +236,7 @@ func (r *Receiver) checkRouting(b *body, now time.Time) (*member, error) {
 	switch {
 	case sender == nil:
 		return nil, drop(DropUnknownSender)
-	case !b.Broadcast && b.To != r.self:
+	case b.To != r.self:
 		return nil, drop(DropWrongRecipient)
 	case !r.sessions.IsParty(b.session(), b.From) || !r.sessions.IsParty(b.session(), r.self):
 		return nil, drop(DropNotInSession)

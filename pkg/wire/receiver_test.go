@@ -13,12 +13,12 @@ import (
 
 func TestAcceptBroadcast(t *testing.T) {
 	c := newCluster(t, "alice", "bob", "carol")
-	raw := c.seal(t, "alice", broadcast(c.session, 2, "commitments"))
-	for _, id := range []string{"bob", "carol"} {
+	for i, id := range []string{"bob", "carol"} {
+		raw := c.seal(t, "alice", broadcast(c.session, 2, id, "commitments"))
 		m := c.mustAccept(t, id, raw)
 		want := Message{
-			Session: c.session, Protocol: "cmp/sign", Round: 2, From: "alice", Broadcast: true,
-			Seq: 1, Time: t0, Payload: []byte("commitments"),
+			Session: c.session, Protocol: "cmp/sign", Round: 2, From: "alice", To: id, Broadcast: true,
+			Seq: uint64(i + 1), Time: t0, Payload: []byte("commitments"),
 			AttestationDigest: [32]byte(digestOf(c.p("alice").doc)),
 		}
 		if !equalMessage(m, &want) {
@@ -112,13 +112,13 @@ func TestAttestationAttachedOnceThenCached(t *testing.T) {
 
 func TestCachedDocumentExpires(t *testing.T) {
 	c := newCluster(t, "alice", "bob")
-	c.mustAccept(t, "bob", c.seal(t, "alice", broadcast(c.session, 1, "a")))
+	c.mustAccept(t, "bob", c.seal(t, "alice", broadcast(c.session, 1, "bob", "a")))
 	later := t0.Add(attestsim.LeafLifetime + time.Minute)
 	c.p("alice").clock.Set(later)
 	c.p("bob").clock.Set(later)
-	raw := c.seal(t, "alice", broadcast(c.session, 2, "b"))
+	raw := c.seal(t, "alice", broadcast(c.session, 2, "bob", "b"))
 	wantDrop(t, c.p("bob").recv, raw, DropUnknownAttestation) // evicted: leaf expired
-	raw = c.seal(t, "alice", Frame{Session: c.session, Protocol: "p", Round: 3, Broadcast: true, Attach: true})
+	raw = c.seal(t, "alice", Frame{Session: c.session, Protocol: "p", Round: 3, To: "bob", Broadcast: true, Attach: true})
 	wantDrop(t, c.p("bob").recv, raw, DropAttestationExpired)
 }
 
@@ -144,7 +144,7 @@ var dropCases = []dropCase{
 		return []byte("not a frame")
 	}},
 	{"non-canonical", DropMalformed, func(t *testing.T, c *cluster) []byte {
-		raw := c.seal(t, "alice", broadcast(c.session, 1, "x"))
+		raw := c.seal(t, "alice", broadcast(c.session, 1, "bob", "x"))
 		// The signature's length as a two-byte head: same value, other bytes.
 		i := len(raw) - 66
 		if raw[i] != 0x58 || raw[i+1] != 0x40 {
@@ -153,20 +153,27 @@ var dropCases = []dropCase{
 		return append(append(bytes.Clone(raw[:i]), 0x59, 0x00, 0x40), raw[i+2:]...)
 	}},
 	{"unknown version", DropVersion, func(t *testing.T, c *cluster) []byte {
-		raw := c.seal(t, "alice", broadcast(c.session, 1, "x"))
-		return resign(t, c.p("alice").signer, raw, func(b *body) { b.Version = 2 })
+		raw := c.seal(t, "alice", broadcast(c.session, 1, "bob", "x"))
+		return resign(t, c.p("alice").signer, raw, func(b *body) { b.Version = Version + 1 })
+	}},
+	{"version 1 broadcast, no recipient", DropVersion, func(t *testing.T, c *cluster) []byte {
+		raw := c.seal(t, "alice", broadcast(c.session, 1, "bob", "x"))
+		return signRaw(t, c.p("alice").signer, editFields(t, raw, func(m map[int]any) {
+			m[1] = 1
+			delete(m, 6)
+		}))
 	}},
 	{"own frame", DropOwnFrame, func(t *testing.T, c *cluster) []byte {
-		return c.seal(t, "bob", broadcast(c.session, 1, "x"))
+		return c.seal(t, "bob", broadcast(c.session, 1, "alice", "x"))
 	}},
 	{"unknown sender", DropUnknownSender, func(t *testing.T, c *cluster) []byte {
-		return forger(t, c, "mallory").sealOrFail(t, broadcast(c.session, 1, "x"))
+		return forger(t, c, "mallory").sealOrFail(t, broadcast(c.session, 1, "bob", "x"))
 	}},
 	{"bad signature: forged key", DropBadSignature, func(t *testing.T, c *cluster) []byte {
-		return forger(t, c, "alice").sealOrFail(t, broadcast(c.session, 1, "x"))
+		return forger(t, c, "alice").sealOrFail(t, broadcast(c.session, 1, "bob", "x"))
 	}},
 	{"bad signature: tampered header", DropBadSignature, func(t *testing.T, c *cluster) []byte {
-		raw := c.seal(t, "alice", broadcast(c.session, 1, "x"))
+		raw := c.seal(t, "alice", broadcast(c.session, 1, "bob", "x"))
 		return reencode(t, raw, func(b *body) { b.Round = 9 })
 	}},
 	{"bad signature: tampered payload", DropBadSignature, func(t *testing.T, c *cluster) []byte {
@@ -178,25 +185,25 @@ var dropCases = []dropCase{
 		if err := c.sessions.Add(s, "bob", "carol"); err != nil {
 			t.Fatal(err)
 		}
-		return c.seal(t, "alice", broadcast(s, 1, "x"))
+		return c.seal(t, "alice", broadcast(s, 1, "bob", "x"))
 	}},
 	{"unknown session", DropNotInSession, func(t *testing.T, c *cluster) []byte {
-		return c.seal(t, "alice", broadcast(SessionID{7}, 1, "x"))
+		return c.seal(t, "alice", broadcast(SessionID{7}, 1, "bob", "x"))
 	}},
 	{"replay from an ended session", DropSessionEnded, func(t *testing.T, c *cluster) []byte {
-		raw := c.seal(t, "alice", broadcast(c.session, 1, "x"))
+		raw := c.seal(t, "alice", broadcast(c.session, 1, "bob", "x"))
 		c.mustAccept(t, "bob", raw)
 		c.p("bob").recv.EndSession(c.session)
 		return raw
 	}},
 	{"replay from a forgotten session", DropNotInSession, func(t *testing.T, c *cluster) []byte {
-		raw := c.seal(t, "alice", broadcast(c.session, 1, "x"))
+		raw := c.seal(t, "alice", broadcast(c.session, 1, "bob", "x"))
 		c.mustAccept(t, "bob", raw)
 		c.sessions.Remove(c.session)
 		return raw
 	}},
 	{"replay from an old session past the window", DropStale, func(t *testing.T, c *cluster) []byte {
-		raw := c.seal(t, "alice", broadcast(c.session, 1, "x"))
+		raw := c.seal(t, "alice", broadcast(c.session, 1, "bob", "x"))
 		c.mustAccept(t, "bob", raw)
 		c.p("bob").recv.EndSession(c.session)
 		c.p("bob").clock.Set(t0.Add(3 * DefaultWindow)) // tombstone gone too
@@ -205,30 +212,37 @@ var dropCases = []dropCase{
 	{"wrong recipient", DropWrongRecipient, func(t *testing.T, c *cluster) []byte {
 		return c.seal(t, "alice", direct(c.session, 1, "carol", "share"))
 	}},
+	{"broadcast for another recipient", DropWrongRecipient, func(t *testing.T, c *cluster) []byte {
+		return c.seal(t, "alice", broadcast(c.session, 1, "carol", "x"))
+	}},
+	{"broadcast re-addressed, same signature", DropBadSignature, func(t *testing.T, c *cluster) []byte {
+		raw := c.seal(t, "alice", broadcast(c.session, 1, "carol", "x"))
+		return reencode(t, raw, func(b *body) { b.To = "bob" })
+	}},
 	{"stale timestamp", DropStale, func(t *testing.T, c *cluster) []byte {
 		c.p("alice").clock.Set(t0.Add(-DefaultWindow - time.Millisecond))
-		return c.seal(t, "alice", broadcast(c.session, 1, "x"))
+		return c.seal(t, "alice", broadcast(c.session, 1, "bob", "x"))
 	}},
 	{"future timestamp", DropStale, func(t *testing.T, c *cluster) []byte {
 		c.p("alice").clock.Set(t0.Add(DefaultWindow + time.Millisecond))
-		return c.seal(t, "alice", broadcast(c.session, 1, "x"))
+		return c.seal(t, "alice", broadcast(c.session, 1, "bob", "x"))
 	}},
 	{"replay", DropReplay, func(t *testing.T, c *cluster) []byte {
-		raw := c.seal(t, "alice", broadcast(c.session, 1, "x"))
+		raw := c.seal(t, "alice", broadcast(c.session, 1, "bob", "x"))
 		c.mustAccept(t, "bob", raw)
 		return raw
 	}},
 	{"replay with new bytes, same key", DropReplay, func(t *testing.T, c *cluster) []byte {
-		raw := c.seal(t, "alice", broadcast(c.session, 1, "x"))
+		raw := c.seal(t, "alice", broadcast(c.session, 1, "bob", "x"))
 		c.mustAccept(t, "bob", raw)
 		return resign(t, c.p("alice").signer, raw, func(b *body) { b.Payload = []byte("y") })
 	}},
 	{"unknown attestation", DropUnknownAttestation, func(t *testing.T, c *cluster) []byte {
-		raw := c.seal(t, "alice", broadcast(c.session, 1, "x"))
+		raw := c.seal(t, "alice", broadcast(c.session, 1, "bob", "x"))
 		return resign(t, c.p("alice").signer, raw, func(b *body) { b.Attestation = nil })
 	}},
 	{"attached document of another digest", DropAttestationMismatch, func(t *testing.T, c *cluster) []byte {
-		raw := c.seal(t, "alice", broadcast(c.session, 1, "x"))
+		raw := c.seal(t, "alice", broadcast(c.session, 1, "bob", "x"))
 		return resign(t, c.p("alice").signer, raw, func(b *body) { b.Attestation = c.p("carol").doc })
 	}},
 	{"document of another CA", DropAttestationInvalid, func(t *testing.T, c *cluster) []byte {
@@ -289,15 +303,15 @@ func TestReplayCapacity(t *testing.T) {
 	c := newCluster(t, "alice", "bob")
 	bob := c.p("bob")
 	bob.recv = c.newReceiver(t, bob, func(cfg *ReceiverConfig) { cfg.MaxFramesPerSession = 1 })
-	c.mustAccept(t, "bob", c.seal(t, "alice", broadcast(c.session, 1, "x")))
-	wantDrop(t, bob.recv, c.seal(t, "alice", broadcast(c.session, 2, "y")), DropReplayCapacity)
+	c.mustAccept(t, "bob", c.seal(t, "alice", broadcast(c.session, 1, "bob", "x")))
+	wantDrop(t, bob.recv, c.seal(t, "alice", broadcast(c.session, 2, "bob", "y")), DropReplayCapacity)
 
 	// Once the first frame's time has passed, its entry is forgotten and
 	// there is room again.
 	later := t0.Add(DefaultWindow + time.Second)
 	c.p("alice").clock.Set(later)
 	bob.clock.Set(later)
-	c.mustAccept(t, "bob", c.seal(t, "alice", broadcast(c.session, 3, "z")))
+	c.mustAccept(t, "bob", c.seal(t, "alice", broadcast(c.session, 3, "bob", "z")))
 	if s := bob.recv.Stats(); s.ReplayEntries != 1 || s.ReplaySessions != 1 {
 		t.Fatalf("stats = %+v", s)
 	}
@@ -311,19 +325,19 @@ func TestReplayEntriesCap(t *testing.T) {
 	if err := c.sessions.Add(other, "alice", "bob"); err != nil {
 		t.Fatal(err)
 	}
-	c.mustAccept(t, "bob", c.seal(t, "alice", broadcast(c.session, 1, "x")))
-	c.mustAccept(t, "bob", c.seal(t, "alice", broadcast(other, 1, "y")))
-	wantDrop(t, bob.recv, c.seal(t, "alice", broadcast(other, 2, "z")), DropReplayCapacity)
+	c.mustAccept(t, "bob", c.seal(t, "alice", broadcast(c.session, 1, "bob", "x")))
+	c.mustAccept(t, "bob", c.seal(t, "alice", broadcast(other, 1, "bob", "y")))
+	wantDrop(t, bob.recv, c.seal(t, "alice", broadcast(other, 2, "bob", "z")), DropReplayCapacity)
 	// Ending a session frees its entries at once.
 	bob.recv.EndSession(c.session)
-	c.mustAccept(t, "bob", c.seal(t, "alice", broadcast(other, 3, "w")))
+	c.mustAccept(t, "bob", c.seal(t, "alice", broadcast(other, 3, "bob", "w")))
 }
 
 func TestReplayGuardForgetsAfterWindow(t *testing.T) {
 	c := newCluster(t, "alice", "bob")
 	bob := c.p("bob")
 	for r := range uint16(10) {
-		c.mustAccept(t, "bob", c.seal(t, "alice", broadcast(c.session, r, "x")))
+		c.mustAccept(t, "bob", c.seal(t, "alice", broadcast(c.session, r, "bob", "x")))
 	}
 	if s := bob.recv.Stats(); s.ReplayEntries != 10 {
 		t.Fatalf("entries = %d", s.ReplayEntries)
@@ -332,7 +346,7 @@ func TestReplayGuardForgetsAfterWindow(t *testing.T) {
 	later := t0.Add(2 * DefaultWindow)
 	c.p("alice").clock.Set(later)
 	bob.clock.Set(later)
-	c.mustAccept(t, "bob", c.seal(t, "alice", broadcast(c.session, 11, "y")))
+	c.mustAccept(t, "bob", c.seal(t, "alice", broadcast(c.session, 11, "bob", "y")))
 	if s := bob.recv.Stats(); s.ReplayEntries != 1 {
 		t.Fatalf("entries after the window = %d, want 1", s.ReplayEntries)
 	}
@@ -352,7 +366,7 @@ func TestAllowDebug(t *testing.T) {
 	c.roster = roster
 	doc := mint(t, alice, nil, alice.member().Binding(), t0)
 	alice.signer = c.newSigner(t, alice, doc)
-	raw := c.seal(t, "alice", broadcast(c.session, 1, "x"))
+	raw := c.seal(t, "alice", broadcast(c.session, 1, "bob", "x"))
 	bob.recv = c.newReceiver(t, bob, nil)
 	wantDrop(t, bob.recv, raw, DropAttestationDebug)
 	bob.recv = c.newReceiver(t, bob, func(cfg *ReceiverConfig) { cfg.AllowDebug = true })
@@ -361,7 +375,7 @@ func TestAllowDebug(t *testing.T) {
 
 func TestDropErrorNamesNothingFromTheFrame(t *testing.T) {
 	c := newCluster(t, "alice", "bob")
-	raw := c.seal(t, "alice", broadcast(SessionID{7}, 1, "x"))
+	raw := c.seal(t, "alice", broadcast(SessionID{7}, 1, "bob", "x"))
 	_, err := c.p("bob").recv.Receive(raw)
 	if !errors.Is(err, ErrDropped) {
 		t.Fatalf("err = %v", err)
@@ -398,18 +412,55 @@ func TestSealRefuses(t *testing.T) {
 	c := newCluster(t, "alice", "bob")
 	s := c.p("alice").signer
 	for name, f := range map[string]Frame{
-		"no protocol":          {Session: c.session, Broadcast: true},
-		"protocol with space":  {Session: c.session, Protocol: "a b", Broadcast: true},
-		"broadcast with To":    {Session: c.session, Protocol: "p", Broadcast: true, To: "bob"},
-		"direct to nobody":     {Session: c.session, Protocol: "p"},
-		"direct to ourselves":  {Session: c.session, Protocol: "p", To: "alice"},
-		"direct to a stranger": {Session: c.session, Protocol: "p", To: "mallory"},
-		"payload too large":    {Session: c.session, Protocol: "p", Broadcast: true, Payload: make([]byte, MaxPayloadSize)},
+		"no protocol":             {Session: c.session, To: "bob", Broadcast: true},
+		"protocol with space":     {Session: c.session, Protocol: "a b", To: "bob", Broadcast: true},
+		"broadcast to nobody":     {Session: c.session, Protocol: "p", Broadcast: true},
+		"broadcast to ourselves":  {Session: c.session, Protocol: "p", To: "alice", Broadcast: true},
+		"broadcast to a stranger": {Session: c.session, Protocol: "p", To: "mallory", Broadcast: true},
+		"direct to nobody":        {Session: c.session, Protocol: "p"},
+		"direct to ourselves":     {Session: c.session, Protocol: "p", To: "alice"},
+		"direct to a stranger":    {Session: c.session, Protocol: "p", To: "mallory"},
+		"payload too large":       {Session: c.session, Protocol: "p", To: "bob", Broadcast: true, Payload: make([]byte, MaxPayloadSize)},
 	} {
 		if _, err := s.Seal(f); err == nil {
 			t.Errorf("%s: Seal accepted it", name)
 		}
 	}
+	// The same frames with a valid recipient are sealed: the refusals above
+	// are the recipient's, not something else's.
+	for _, f := range []Frame{
+		{Session: c.session, Protocol: "p", To: "bob", Broadcast: true},
+		{Session: c.session, Protocol: "p", To: "bob"},
+	} {
+		if _, err := s.Seal(f); err != nil {
+			t.Errorf("Seal(%+v): %v", f, err)
+		}
+	}
+}
+
+// TestMisroutedBroadcast: a broker moves alice's broadcast frame sealed for
+// bob into carol's inbox. Carol has her own copy of the same broadcast
+// (another frame, another sequence number), so without a recipient in the
+// frame the replay guard would see a new frame; it is dropped as
+// wrong_recipient instead, without touching her replay guard, and is still
+// accepted, once, by bob.
+func TestMisroutedBroadcast(t *testing.T) {
+	c := newCluster(t, "alice", "bob", "carol")
+	forBob := c.seal(t, "alice", broadcast(c.session, 1, "bob", "commitments"))
+	forCarol := c.seal(t, "alice", broadcast(c.session, 1, "carol", "commitments"))
+	carol := c.p("carol").recv
+	wantDrop(t, carol, forBob, DropWrongRecipient) // before her own copy
+	c.mustAccept(t, "carol", forCarol)
+	wantDrop(t, carol, forBob, DropWrongRecipient) // and after it
+	if s := carol.Stats(); s.Accepted != 1 || s.ReplayEntries != 1 {
+		t.Fatalf("carol's stats = %+v, want one frame accepted and recorded", s)
+	}
+	m := c.mustAccept(t, "bob", forBob)
+	if m.To != "bob" || !m.Broadcast || m.From != "alice" || string(m.Payload) != "commitments" {
+		t.Fatalf("bob got %+v", m)
+	}
+	wantDrop(t, c.p("bob").recv, forBob, DropReplay)
+	wantDrop(t, c.p("bob").recv, forCarol, DropWrongRecipient)
 }
 
 func TestConfigRefused(t *testing.T) {
@@ -502,7 +553,7 @@ func hasAttestation(t *testing.T, raw []byte) bool {
 func withDocument(t *testing.T, c *cluster, p *party, doc []byte) []byte {
 	t.Helper()
 	s := c.newSigner(t, p, doc)
-	raw, err := s.Seal(broadcast(c.session, 1, "x"))
+	raw, err := s.Seal(broadcast(c.session, 1, "bob", "x"))
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -546,11 +597,11 @@ func TestMaxAttestationAge(t *testing.T) {
 	c := newCluster(t, "alice", "bob")
 	bob := c.p("bob")
 	bob.recv = c.newReceiver(t, bob, func(cfg *ReceiverConfig) { cfg.MaxAttestationAge = time.Hour })
-	c.mustAccept(t, "bob", c.seal(t, "alice", broadcast(c.session, 1, "x")))
+	c.mustAccept(t, "bob", c.seal(t, "alice", broadcast(c.session, 1, "bob", "x")))
 	later := t0.Add(time.Hour + time.Minute) // chain still valid, document too old
 	c.p("alice").clock.Set(later)
 	bob.clock.Set(later)
-	wantDrop(t, bob.recv, c.seal(t, "alice", broadcast(c.session, 2, "y")), DropAttestationExpired)
+	wantDrop(t, bob.recv, c.seal(t, "alice", broadcast(c.session, 2, "bob", "y")), DropAttestationExpired)
 }
 
 // TestEveryReasonIsTested keeps the drop tests complete as reasons are

@@ -14,21 +14,25 @@ import (
 	"github.com/nitro-cosigner/nitro-cosigner/pkg/attestation"
 )
 
-// Frame is what a Signer seals: one protocol message from us.
+// Frame is what a Signer seals: one protocol message from us to one
+// recipient.
 type Frame struct {
 	Session  SessionID
 	Protocol string // 1..MaxProtocolSize bytes of printable ASCII
 	Round    uint16
-	// Broadcast frames go to every party and are signed only. A direct
-	// frame names its recipient in To; its payload is sealed to the
-	// recipient's roster encryption key.
+	// To is the recipient, required for every frame: a roster member
+	// other than us. Only that member's Receiver accepts the frame.
+	To string
+	// Broadcast marks the payload as a broadcast message: the same payload
+	// goes to every party, sealed once per recipient, and is signed only.
+	// A direct frame's payload is also encrypted to To's roster
+	// encryption key.
 	Broadcast bool
-	To        string
 	Payload   []byte // at most MaxPayloadSize bytes once sealed
 	// Attach forces the attestation document into the frame. Without it
-	// the Signer attaches the document to the frames of the first round it
-	// sends to each recipient (or as broadcast) in each session, and again
-	// after SetAttestation.
+	// the Signer attaches the document to the frames of the first round of
+	// broadcasts and of the first round of direct frames it sends to each
+	// recipient in each session, and again after SetAttestation.
 	Attach bool
 }
 
@@ -41,9 +45,9 @@ type SignerConfig struct {
 	Clock       func() time.Time
 }
 
-// maxAttachLog bounds the Signer's memory of which (session, recipient)
-// pairs were sent the document; the oldest entries are forgotten first
-// (which only means one more attachment).
+// maxAttachLog bounds the Signer's memory of which (session, recipient,
+// broadcast or direct) keys were sent the document; the oldest entries are
+// forgotten first (which only means one more attachment).
 const maxAttachLog = 4096
 
 // Signer seals our frames. It is safe for concurrent use.
@@ -118,36 +122,34 @@ func (s *Signer) EndSession(session SessionID) {
 	s.attached.forget(session)
 }
 
-// Seal returns the signed (and, if direct, encrypted) envelope of f.
+// Seal returns the envelope of f, signed and addressed to f.To (and, if
+// direct, encrypted to f.To). It refuses a frame without a recipient, to
+// ourselves or to a cosigner not in the roster.
 func (s *Signer) Seal(f Frame) ([]byte, error) {
 	to, err := s.checkFrame(f)
 	if err != nil {
 		return nil, err
 	}
 	b := s.header(f)
-	if to != nil {
-		if err := sealBody(b, to, f.Payload); err != nil {
-			return nil, err
-		}
-	} else {
+	if f.Broadcast {
 		b.Payload = bytes.Clone(f.Payload)
+	} else if err := sealBody(b, to, f.Payload); err != nil {
+		return nil, err
 	}
 	return s.sign(b)
 }
 
-// checkFrame validates f and returns the recipient, nil for a broadcast.
+// checkFrame validates f and returns its recipient.
 func (s *Signer) checkFrame(f Frame) (*member, error) {
 	switch {
 	case !validName(f.Protocol, MaxProtocolSize):
 		return nil, errors.New("wire: seal: invalid protocol name")
 	case len(f.Payload) > MaxPayloadSize-aeadOverhead:
 		return nil, errors.New("wire: seal: payload too large")
-	case f.Broadcast && f.To != "":
-		return nil, errors.New("wire: seal: broadcast frame with a recipient")
-	case f.Broadcast:
-		return nil, nil
+	case f.To == "":
+		return nil, errors.New("wire: seal: no recipient")
 	case f.To == s.id:
-		return nil, errors.New("wire: seal: direct frame to ourselves")
+		return nil, errors.New("wire: seal: frame to ourselves")
 	}
 	to := s.roster.lookup(f.To)
 	if to == nil {
@@ -177,7 +179,7 @@ func (s *Signer) header(f Frame) *body {
 		TimeMS:    uint64(s.clock().UnixMilli()),
 		AttDigest: bytes.Clone(s.digest[:]),
 	}
-	if s.attached.shouldAttach(f.Session, f.To, f.Round) || f.Attach {
+	if s.attached.shouldAttach(attachKey{f.Session, f.To, f.Broadcast}, f.Round) || f.Attach {
 		b.Attestation = s.doc // never modified: SetAttestation replaces it
 	}
 	return b
@@ -218,23 +220,24 @@ func (s *Signer) sign(b *body) ([]byte, error) {
 	return out, nil
 }
 
-// attachKey names a recipient of a session; "" is the broadcast.
+// attachKey names the broadcast or the direct frames to one recipient of a
+// session.
 type attachKey struct {
-	session SessionID
-	to      string
+	session   SessionID
+	to        string
+	broadcast bool
 }
 
-// attachLog remembers, per (session, recipient), the first round that
-// carried the current document, so that every frame of that round carries
-// it (a round's broadcast and direct frames may arrive in any order) and
-// later rounds do not.
+// attachLog remembers, per (session, recipient, broadcast or direct), the
+// first round that carried the current document, so that every frame of
+// that round carries it (a round's broadcast and direct frames may arrive
+// in any order) and later rounds do not.
 type attachLog struct {
 	first map[attachKey]uint16
 	order []attachKey // insertion order, for eviction
 }
 
-func (l *attachLog) shouldAttach(session SessionID, to string, round uint16) bool {
-	k := attachKey{session, to}
+func (l *attachLog) shouldAttach(k attachKey, round uint16) bool {
 	first, ok := l.first[k]
 	if ok {
 		return round <= first

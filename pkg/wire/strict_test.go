@@ -14,27 +14,16 @@ import (
 func TestStrictBody(t *testing.T) {
 	c := newCluster(t, "alice", "bob")
 	alice := c.p("alice")
-	raw := c.seal(t, "alice", broadcast(c.session, 1, "x"))
+	raw := c.seal(t, "alice", broadcast(c.session, 1, "bob", "x"))
 	f, err := parseFrame(raw)
 	if err != nil {
 		t.Fatal(err)
 	}
 	valid := f.msg.Payload
-	if valid[1] != 0x01 || valid[2] != 0x01 {
-		t.Fatal("the body does not start with version 1")
+	if valid[1] != 0x01 || valid[2] != Version {
+		t.Fatalf("the body does not start with version %d", Version)
 	}
-	fields := func(edit func(map[int]any)) []byte {
-		var m map[int]any
-		if err := cbor.Unmarshal(valid, &m); err != nil {
-			t.Fatal(err)
-		}
-		edit(m)
-		out, err := encMode.Marshal(m)
-		if err != nil {
-			t.Fatal(err)
-		}
-		return out
-	}
+	fields := func(edit func(map[int]any)) []byte { return editFields(t, raw, edit) }
 	n := len(f.body.fieldsPresent())
 	for name, body := range map[string][]byte{
 		"null payload":     fields(func(m map[int]any) { m[12] = nil }),
@@ -42,7 +31,10 @@ func TestStrictBody(t *testing.T) {
 		"unknown key":      fields(func(m map[int]any) { m[14] = 1 }),
 		"text key":         append(append([]byte{0xa0 + byte(n+1)}, valid[1:]...), 0x61, 'x', 0x01),
 		"empty recipient":  fields(func(m map[int]any) { m[6] = "" }),
-		"broadcast to bob": fields(func(m map[int]any) { m[6] = "bob" }),
+		"no recipient":     fields(func(m map[int]any) { delete(m, 6) }),
+		"spaced recipient": fields(func(m map[int]any) { m[6] = "b ob" }),
+		"broadcast enc":    fields(func(m map[int]any) { m[11] = make([]byte, encSize) }),
+		"direct, no enc":   fields(func(m map[int]any) { m[7] = false }),
 		"short session":    fields(func(m map[int]any) { m[2] = []byte{1} }),
 		"zero seq":         fields(func(m map[int]any) { m[8] = 0 }),
 		"round too large":  fields(func(m map[int]any) { m[4] = 70000 }),
@@ -52,7 +44,7 @@ func TestStrictBody(t *testing.T) {
 		"duplicate key":    append(append([]byte{0xa0 + byte(n+1)}, valid[1:]...), 0x01, 0x01),
 		"indefinite map":   append(append([]byte{0xbf}, valid[1:]...), 0xff),
 		"trailing byte":    append(bytes.Clone(valid), 0x00),
-		"non-minimal int":  append([]byte{valid[0], 0x01, 0x18, 0x01}, valid[3:]...), // version 1 in two bytes
+		"non-minimal int":  append([]byte{valid[0], 0x01, 0x18, Version}, valid[3:]...), // the version in two bytes
 	} {
 		t.Run(name, func(t *testing.T) {
 			if bytes.Equal(body, valid) {
@@ -63,6 +55,26 @@ func TestStrictBody(t *testing.T) {
 	}
 	// The unedited body, signed the same way, is accepted.
 	c.mustAccept(t, "bob", signRaw(t, alice.signer, fields(func(map[int]any) {})))
+}
+
+// editFields decodes a frame's body as a map of fields, lets edit change
+// it and returns its canonical encoding, unsigned.
+func editFields(t *testing.T, raw []byte, edit func(map[int]any)) []byte {
+	t.Helper()
+	f, err := parseFrame(raw)
+	if err != nil {
+		t.Fatal(err)
+	}
+	var m map[int]any
+	if err := cbor.Unmarshal(f.msg.Payload, &m); err != nil {
+		t.Fatal(err)
+	}
+	edit(m)
+	out, err := encMode.Marshal(m)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return out
 }
 
 // signRaw signs body bytes as a frame payload, as a roster member could.
@@ -97,7 +109,7 @@ func (b *body) fieldsPresent() []int {
 // the one this package writes.
 func TestStrictEnvelope(t *testing.T) {
 	c := newCluster(t, "alice", "bob")
-	raw := c.seal(t, "alice", broadcast(c.session, 1, "x"))
+	raw := c.seal(t, "alice", broadcast(c.session, 1, "bob", "x"))
 	for name, edit := range map[string]func([]byte) []byte{
 		"untagged":      func(b []byte) []byte { return b[1:] },
 		"trailing byte": func(b []byte) []byte { return append(b, 0) },

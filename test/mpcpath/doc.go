@@ -47,9 +47,10 @@
 //     own reason; a copy of every frame of the keygen is dropped as a
 //     replay; the keygen succeeds and its key signs.
 //
-// TestMisroutedBroadcast (run with -mpcpath.known-defects) shows a known
-// defect: a broadcast copy the broker moves to another party's inbox is
-// accepted there. BenchmarkSignBrokerBytes measures the bytes and frames
+// TestMisroutedBroadcast moves every frame published to bob during a
+// keygen into carol's inbox: each is dropped as wrong_recipient (carol's
+// own as own_frame), broadcasts included, since every frame names its
+// recipient. BenchmarkSignBrokerBytes measures the bytes and frames
 // one FROST sign puts on the broker, with the attestation document on
 // every frame and with peer.Config.LeanAttach.
 package mpcpath
