@@ -70,7 +70,7 @@ type Peer struct {
 	attach   bool
 	queue    chan mpc.Envelope
 
-	sent, sendFailed, queued, queueFull atomic.Uint64
+	sent, sendFailed, queued, queueFull, refreshed atomic.Uint64
 }
 
 // Stats are the Peer's counters and its Receiver's.
@@ -79,6 +79,7 @@ type Stats struct {
 	SendFailed uint64 // envelopes that could not be sealed or handed over
 	Queued     uint64 // accepted envelopes queued for the engine
 	QueueFull  uint64 // accepted envelopes dropped because the queue was full
+	Refreshed  uint64 // attestation documents replaced by KeepAttested
 	Wire       wire.Stats
 }
 
@@ -225,7 +226,7 @@ func (p *Peer) Receive(ctx context.Context) (mpc.Envelope, error) {
 func (p *Peer) Stats() Stats {
 	return Stats{
 		Sent: p.sent.Load(), SendFailed: p.sendFailed.Load(),
-		Queued: p.queued.Load(), QueueFull: p.queueFull.Load(), Wire: p.recv.Stats(),
+		Queued: p.queued.Load(), QueueFull: p.queueFull.Load(), Refreshed: p.refreshed.Load(), Wire: p.recv.Stats(),
 	}
 }
 
