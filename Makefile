@@ -13,7 +13,7 @@ export CGO_ENABLED := 1
 
 .DEFAULT_GOAL := help
 
-.PHONY: help build build-release test soak lint fmt-check vet staticcheck bench fuzz demo clean
+.PHONY: help build build-release test soak lint fmt-check vet staticcheck proto proto-check bench fuzz demo clean
 
 help: ## list the targets
 	@awk 'BEGIN {FS = ":.*## "} /^[a-zA-Z_-]+:.*## / {printf "  %-14s %s\n", $$1, $$2}' $(MAKEFILE_LIST)
@@ -36,7 +36,7 @@ test: ## run the test suite (race detector on; builds the pinned real S3 and SQS
 soak: ## long suites: every CMP test under -race, 3-of-5 and 4-of-7 keygens, faulty networks
 	$(GO) test -race -tags soak -timeout 90m ./enclave/mpc/...
 
-lint: fmt-check vet staticcheck ## gofmt, go vet and staticcheck (dev and release builds)
+lint: fmt-check vet staticcheck proto-check ## gofmt, go vet, staticcheck (dev and release builds), proto-check
 
 fmt-check:
 	@out=$$(gofmt -l $$(git ls-files '*.go' 2>/dev/null || find . -name '*.go')); \
@@ -50,6 +50,12 @@ vet:
 staticcheck:
 	$(GO) run $(STATICCHECK) ./...
 	$(GO) run $(STATICCHECK) -tags release ./...
+
+proto: ## regenerate proto/'s Go code (pinned buf and plugins, built once; see tools/protoc)
+	bash tools/protoc/gen.sh generate
+
+proto-check: ## lint proto/ and fail, with a diff, if regenerating changes the committed code
+	bash tools/protoc/gen.sh check
 
 bench: ## run the benchmarks (BENCHTIME=1x by default; e.g. BENCHTIME=5x)
 	$(GO) test -run '^$$' -bench . -benchtime $(BENCHTIME) -benchmem -timeout 60m ./...
