@@ -9,7 +9,6 @@ package cosignerv1
 import (
 	protoreflect "google.golang.org/protobuf/reflect/protoreflect"
 	protoimpl "google.golang.org/protobuf/runtime/protoimpl"
-	timestamppb "google.golang.org/protobuf/types/known/timestamppb"
 	reflect "reflect"
 	sync "sync"
 	unsafe "unsafe"
@@ -182,82 +181,6 @@ func (x *AuditEntry) GetSignature() []byte {
 	return nil
 }
 
-// AuditExportEnd closes an export.
-type AuditExportEnd struct {
-	state protoimpl.MessageState `protogen:"open.v1"`
-	// Sequence number of the last exported entry (first_seq - 1 when none
-	// was).
-	LastSeq uint64 `protobuf:"varint,1,opt,name=last_seq,json=lastSeq,proto3" json:"last_seq,omitempty"`
-	// Hash of that entry (prev_hash when none was), 32 bytes.
-	LastHash []byte `protobuf:"bytes,2,opt,name=last_hash,json=lastHash,proto3" json:"last_hash,omitempty"`
-	// When the export was made, millisecond precision.
-	ExportTime *timestamppb.Timestamp `protobuf:"bytes,3,opt,name=export_time,json=exportTime,proto3" json:"export_time,omitempty"`
-	// Ed25519 signature by the identity key over the pkg/audit end record
-	// (header fields, last_seq, last_hash, export_time and the attestation
-	// document's hash), 64 bytes.
-	Signature     []byte `protobuf:"bytes,4,opt,name=signature,proto3" json:"signature,omitempty"`
-	unknownFields protoimpl.UnknownFields
-	sizeCache     protoimpl.SizeCache
-}
-
-func (x *AuditExportEnd) Reset() {
-	*x = AuditExportEnd{}
-	mi := &file_cosigner_v1_audit_proto_msgTypes[2]
-	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
-	ms.StoreMessageInfo(mi)
-}
-
-func (x *AuditExportEnd) String() string {
-	return protoimpl.X.MessageStringOf(x)
-}
-
-func (*AuditExportEnd) ProtoMessage() {}
-
-func (x *AuditExportEnd) ProtoReflect() protoreflect.Message {
-	mi := &file_cosigner_v1_audit_proto_msgTypes[2]
-	if x != nil {
-		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
-		if ms.LoadMessageInfo() == nil {
-			ms.StoreMessageInfo(mi)
-		}
-		return ms
-	}
-	return mi.MessageOf(x)
-}
-
-// Deprecated: Use AuditExportEnd.ProtoReflect.Descriptor instead.
-func (*AuditExportEnd) Descriptor() ([]byte, []int) {
-	return file_cosigner_v1_audit_proto_rawDescGZIP(), []int{2}
-}
-
-func (x *AuditExportEnd) GetLastSeq() uint64 {
-	if x != nil {
-		return x.LastSeq
-	}
-	return 0
-}
-
-func (x *AuditExportEnd) GetLastHash() []byte {
-	if x != nil {
-		return x.LastHash
-	}
-	return nil
-}
-
-func (x *AuditExportEnd) GetExportTime() *timestamppb.Timestamp {
-	if x != nil {
-		return x.ExportTime
-	}
-	return nil
-}
-
-func (x *AuditExportEnd) GetSignature() []byte {
-	if x != nil {
-		return x.Signature
-	}
-	return nil
-}
-
 // ExportAuditRequest says where an export starts.
 type ExportAuditRequest struct {
 	state protoimpl.MessageState `protogen:"open.v1"`
@@ -269,7 +192,7 @@ type ExportAuditRequest struct {
 
 func (x *ExportAuditRequest) Reset() {
 	*x = ExportAuditRequest{}
-	mi := &file_cosigner_v1_audit_proto_msgTypes[3]
+	mi := &file_cosigner_v1_audit_proto_msgTypes[2]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -281,7 +204,7 @@ func (x *ExportAuditRequest) String() string {
 func (*ExportAuditRequest) ProtoMessage() {}
 
 func (x *ExportAuditRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_cosigner_v1_audit_proto_msgTypes[3]
+	mi := &file_cosigner_v1_audit_proto_msgTypes[2]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -294,7 +217,7 @@ func (x *ExportAuditRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use ExportAuditRequest.ProtoReflect.Descriptor instead.
 func (*ExportAuditRequest) Descriptor() ([]byte, []int) {
-	return file_cosigner_v1_audit_proto_rawDescGZIP(), []int{3}
+	return file_cosigner_v1_audit_proto_rawDescGZIP(), []int{2}
 }
 
 func (x *ExportAuditRequest) GetStartSeq() uint64 {
@@ -304,25 +227,19 @@ func (x *ExportAuditRequest) GetStartSeq() uint64 {
 	return 0
 }
 
-// ExportAuditResponse is one part of an export: the header first, then
-// entries in order, then the end record last.
+// ExportAuditResponse is one chunk of the export file.
 type ExportAuditResponse struct {
 	state protoimpl.MessageState `protogen:"open.v1"`
-	// The part.
-	//
-	// Types that are valid to be assigned to Part:
-	//
-	//	*ExportAuditResponse_Header
-	//	*ExportAuditResponse_Entry
-	//	*ExportAuditResponse_End
-	Part          isExportAuditResponse_Part `protobuf_oneof:"part"`
+	// Next bytes of the file, 1 byte to 64 KiB; the chunks in order are the
+	// file.
+	Chunk         []byte `protobuf:"bytes,1,opt,name=chunk,proto3" json:"chunk,omitempty"`
 	unknownFields protoimpl.UnknownFields
 	sizeCache     protoimpl.SizeCache
 }
 
 func (x *ExportAuditResponse) Reset() {
 	*x = ExportAuditResponse{}
-	mi := &file_cosigner_v1_audit_proto_msgTypes[4]
+	mi := &file_cosigner_v1_audit_proto_msgTypes[3]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -334,7 +251,7 @@ func (x *ExportAuditResponse) String() string {
 func (*ExportAuditResponse) ProtoMessage() {}
 
 func (x *ExportAuditResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_cosigner_v1_audit_proto_msgTypes[4]
+	mi := &file_cosigner_v1_audit_proto_msgTypes[3]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -347,67 +264,15 @@ func (x *ExportAuditResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use ExportAuditResponse.ProtoReflect.Descriptor instead.
 func (*ExportAuditResponse) Descriptor() ([]byte, []int) {
-	return file_cosigner_v1_audit_proto_rawDescGZIP(), []int{4}
+	return file_cosigner_v1_audit_proto_rawDescGZIP(), []int{3}
 }
 
-func (x *ExportAuditResponse) GetPart() isExportAuditResponse_Part {
+func (x *ExportAuditResponse) GetChunk() []byte {
 	if x != nil {
-		return x.Part
+		return x.Chunk
 	}
 	return nil
 }
-
-func (x *ExportAuditResponse) GetHeader() *AuditHeader {
-	if x != nil {
-		if x, ok := x.Part.(*ExportAuditResponse_Header); ok {
-			return x.Header
-		}
-	}
-	return nil
-}
-
-func (x *ExportAuditResponse) GetEntry() *AuditEntry {
-	if x != nil {
-		if x, ok := x.Part.(*ExportAuditResponse_Entry); ok {
-			return x.Entry
-		}
-	}
-	return nil
-}
-
-func (x *ExportAuditResponse) GetEnd() *AuditExportEnd {
-	if x != nil {
-		if x, ok := x.Part.(*ExportAuditResponse_End); ok {
-			return x.End
-		}
-	}
-	return nil
-}
-
-type isExportAuditResponse_Part interface {
-	isExportAuditResponse_Part()
-}
-
-type ExportAuditResponse_Header struct {
-	// First message.
-	Header *AuditHeader `protobuf:"bytes,1,opt,name=header,proto3,oneof"`
-}
-
-type ExportAuditResponse_Entry struct {
-	// One entry, in sequence order.
-	Entry *AuditEntry `protobuf:"bytes,2,opt,name=entry,proto3,oneof"`
-}
-
-type ExportAuditResponse_End struct {
-	// Last message.
-	End *AuditExportEnd `protobuf:"bytes,3,opt,name=end,proto3,oneof"`
-}
-
-func (*ExportAuditResponse_Header) isExportAuditResponse_Part() {}
-
-func (*ExportAuditResponse_Entry) isExportAuditResponse_Part() {}
-
-func (*ExportAuditResponse_End) isExportAuditResponse_Part() {}
 
 // StreamAuditRequest says where a stream starts.
 type StreamAuditRequest struct {
@@ -421,7 +286,7 @@ type StreamAuditRequest struct {
 
 func (x *StreamAuditRequest) Reset() {
 	*x = StreamAuditRequest{}
-	mi := &file_cosigner_v1_audit_proto_msgTypes[5]
+	mi := &file_cosigner_v1_audit_proto_msgTypes[4]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -433,7 +298,7 @@ func (x *StreamAuditRequest) String() string {
 func (*StreamAuditRequest) ProtoMessage() {}
 
 func (x *StreamAuditRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_cosigner_v1_audit_proto_msgTypes[5]
+	mi := &file_cosigner_v1_audit_proto_msgTypes[4]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -446,7 +311,7 @@ func (x *StreamAuditRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use StreamAuditRequest.ProtoReflect.Descriptor instead.
 func (*StreamAuditRequest) Descriptor() ([]byte, []int) {
-	return file_cosigner_v1_audit_proto_rawDescGZIP(), []int{5}
+	return file_cosigner_v1_audit_proto_rawDescGZIP(), []int{4}
 }
 
 func (x *StreamAuditRequest) GetStartSeq() uint64 {
@@ -473,7 +338,7 @@ type StreamAuditResponse struct {
 
 func (x *StreamAuditResponse) Reset() {
 	*x = StreamAuditResponse{}
-	mi := &file_cosigner_v1_audit_proto_msgTypes[6]
+	mi := &file_cosigner_v1_audit_proto_msgTypes[5]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -485,7 +350,7 @@ func (x *StreamAuditResponse) String() string {
 func (*StreamAuditResponse) ProtoMessage() {}
 
 func (x *StreamAuditResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_cosigner_v1_audit_proto_msgTypes[6]
+	mi := &file_cosigner_v1_audit_proto_msgTypes[5]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -498,7 +363,7 @@ func (x *StreamAuditResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use StreamAuditResponse.ProtoReflect.Descriptor instead.
 func (*StreamAuditResponse) Descriptor() ([]byte, []int) {
-	return file_cosigner_v1_audit_proto_rawDescGZIP(), []int{6}
+	return file_cosigner_v1_audit_proto_rawDescGZIP(), []int{5}
 }
 
 func (x *StreamAuditResponse) GetPart() isStreamAuditResponse_Part {
@@ -548,7 +413,7 @@ var File_cosigner_v1_audit_proto protoreflect.FileDescriptor
 
 const file_cosigner_v1_audit_proto_rawDesc = "" +
 	"\n" +
-	"\x17cosigner/v1/audit.proto\x12\vcosigner.v1\x1a\x1fgoogle/protobuf/timestamp.proto\"\xcb\x01\n" +
+	"\x17cosigner/v1/audit.proto\x12\vcosigner.v1\"\xcb\x01\n" +
 	"\vAuditHeader\x12\x1f\n" +
 	"\vcosigner_id\x18\x01 \x01(\tR\n" +
 	"cosignerId\x12.\n" +
@@ -561,20 +426,11 @@ const file_cosigner_v1_audit_proto_rawDesc = "" +
 	"\x03seq\x18\x01 \x01(\x04R\x03seq\x12\x14\n" +
 	"\x05entry\x18\x02 \x01(\fR\x05entry\x12\x12\n" +
 	"\x04hash\x18\x03 \x01(\fR\x04hash\x12\x1c\n" +
-	"\tsignature\x18\x04 \x01(\fR\tsignature\"\xa3\x01\n" +
-	"\x0eAuditExportEnd\x12\x19\n" +
-	"\blast_seq\x18\x01 \x01(\x04R\alastSeq\x12\x1b\n" +
-	"\tlast_hash\x18\x02 \x01(\fR\blastHash\x12;\n" +
-	"\vexport_time\x18\x03 \x01(\v2\x1a.google.protobuf.TimestampR\n" +
-	"exportTime\x12\x1c\n" +
 	"\tsignature\x18\x04 \x01(\fR\tsignature\"1\n" +
 	"\x12ExportAuditRequest\x12\x1b\n" +
-	"\tstart_seq\x18\x01 \x01(\x04R\bstartSeq\"\xb3\x01\n" +
-	"\x13ExportAuditResponse\x122\n" +
-	"\x06header\x18\x01 \x01(\v2\x18.cosigner.v1.AuditHeaderH\x00R\x06header\x12/\n" +
-	"\x05entry\x18\x02 \x01(\v2\x17.cosigner.v1.AuditEntryH\x00R\x05entry\x12/\n" +
-	"\x03end\x18\x03 \x01(\v2\x1b.cosigner.v1.AuditExportEndH\x00R\x03endB\x06\n" +
-	"\x04part\"1\n" +
+	"\tstart_seq\x18\x01 \x01(\x04R\bstartSeq\"+\n" +
+	"\x13ExportAuditResponse\x12\x14\n" +
+	"\x05chunk\x18\x01 \x01(\fR\x05chunk\"1\n" +
 	"\x12StreamAuditRequest\x12\x1b\n" +
 	"\tstart_seq\x18\x01 \x01(\x04R\bstartSeq\"\x82\x01\n" +
 	"\x13StreamAuditResponse\x122\n" +
@@ -597,33 +453,27 @@ func file_cosigner_v1_audit_proto_rawDescGZIP() []byte {
 	return file_cosigner_v1_audit_proto_rawDescData
 }
 
-var file_cosigner_v1_audit_proto_msgTypes = make([]protoimpl.MessageInfo, 7)
+var file_cosigner_v1_audit_proto_msgTypes = make([]protoimpl.MessageInfo, 6)
 var file_cosigner_v1_audit_proto_goTypes = []any{
-	(*AuditHeader)(nil),           // 0: cosigner.v1.AuditHeader
-	(*AuditEntry)(nil),            // 1: cosigner.v1.AuditEntry
-	(*AuditExportEnd)(nil),        // 2: cosigner.v1.AuditExportEnd
-	(*ExportAuditRequest)(nil),    // 3: cosigner.v1.ExportAuditRequest
-	(*ExportAuditResponse)(nil),   // 4: cosigner.v1.ExportAuditResponse
-	(*StreamAuditRequest)(nil),    // 5: cosigner.v1.StreamAuditRequest
-	(*StreamAuditResponse)(nil),   // 6: cosigner.v1.StreamAuditResponse
-	(*timestamppb.Timestamp)(nil), // 7: google.protobuf.Timestamp
+	(*AuditHeader)(nil),         // 0: cosigner.v1.AuditHeader
+	(*AuditEntry)(nil),          // 1: cosigner.v1.AuditEntry
+	(*ExportAuditRequest)(nil),  // 2: cosigner.v1.ExportAuditRequest
+	(*ExportAuditResponse)(nil), // 3: cosigner.v1.ExportAuditResponse
+	(*StreamAuditRequest)(nil),  // 4: cosigner.v1.StreamAuditRequest
+	(*StreamAuditResponse)(nil), // 5: cosigner.v1.StreamAuditResponse
 }
 var file_cosigner_v1_audit_proto_depIdxs = []int32{
-	7, // 0: cosigner.v1.AuditExportEnd.export_time:type_name -> google.protobuf.Timestamp
-	0, // 1: cosigner.v1.ExportAuditResponse.header:type_name -> cosigner.v1.AuditHeader
-	1, // 2: cosigner.v1.ExportAuditResponse.entry:type_name -> cosigner.v1.AuditEntry
-	2, // 3: cosigner.v1.ExportAuditResponse.end:type_name -> cosigner.v1.AuditExportEnd
-	0, // 4: cosigner.v1.StreamAuditResponse.header:type_name -> cosigner.v1.AuditHeader
-	1, // 5: cosigner.v1.StreamAuditResponse.entry:type_name -> cosigner.v1.AuditEntry
-	3, // 6: cosigner.v1.AuditService.ExportAudit:input_type -> cosigner.v1.ExportAuditRequest
-	5, // 7: cosigner.v1.AuditService.StreamAudit:input_type -> cosigner.v1.StreamAuditRequest
-	4, // 8: cosigner.v1.AuditService.ExportAudit:output_type -> cosigner.v1.ExportAuditResponse
-	6, // 9: cosigner.v1.AuditService.StreamAudit:output_type -> cosigner.v1.StreamAuditResponse
-	8, // [8:10] is the sub-list for method output_type
-	6, // [6:8] is the sub-list for method input_type
-	6, // [6:6] is the sub-list for extension type_name
-	6, // [6:6] is the sub-list for extension extendee
-	0, // [0:6] is the sub-list for field type_name
+	0, // 0: cosigner.v1.StreamAuditResponse.header:type_name -> cosigner.v1.AuditHeader
+	1, // 1: cosigner.v1.StreamAuditResponse.entry:type_name -> cosigner.v1.AuditEntry
+	2, // 2: cosigner.v1.AuditService.ExportAudit:input_type -> cosigner.v1.ExportAuditRequest
+	4, // 3: cosigner.v1.AuditService.StreamAudit:input_type -> cosigner.v1.StreamAuditRequest
+	3, // 4: cosigner.v1.AuditService.ExportAudit:output_type -> cosigner.v1.ExportAuditResponse
+	5, // 5: cosigner.v1.AuditService.StreamAudit:output_type -> cosigner.v1.StreamAuditResponse
+	4, // [4:6] is the sub-list for method output_type
+	2, // [2:4] is the sub-list for method input_type
+	2, // [2:2] is the sub-list for extension type_name
+	2, // [2:2] is the sub-list for extension extendee
+	0, // [0:2] is the sub-list for field type_name
 }
 
 func init() { file_cosigner_v1_audit_proto_init() }
@@ -631,12 +481,7 @@ func file_cosigner_v1_audit_proto_init() {
 	if File_cosigner_v1_audit_proto != nil {
 		return
 	}
-	file_cosigner_v1_audit_proto_msgTypes[4].OneofWrappers = []any{
-		(*ExportAuditResponse_Header)(nil),
-		(*ExportAuditResponse_Entry)(nil),
-		(*ExportAuditResponse_End)(nil),
-	}
-	file_cosigner_v1_audit_proto_msgTypes[6].OneofWrappers = []any{
+	file_cosigner_v1_audit_proto_msgTypes[5].OneofWrappers = []any{
 		(*StreamAuditResponse_Header)(nil),
 		(*StreamAuditResponse_Entry)(nil),
 	}
@@ -646,7 +491,7 @@ func file_cosigner_v1_audit_proto_init() {
 			GoPackagePath: reflect.TypeOf(x{}).PkgPath(),
 			RawDescriptor: unsafe.Slice(unsafe.StringData(file_cosigner_v1_audit_proto_rawDesc), len(file_cosigner_v1_audit_proto_rawDesc)),
 			NumEnums:      0,
-			NumMessages:   7,
+			NumMessages:   6,
 			NumExtensions: 0,
 			NumServices:   1,
 		},

@@ -29,16 +29,17 @@ const (
 //
 // AuditService reads this cosigner's audit log: a hash chain of entries,
 // each signed by the enclave's identity key, recording every key event,
-// sign decision and policy change before it takes effect. The formats are
-// pkg/audit's: an export read from ExportAudit holds everything a
-// pkg/audit export file holds (header, entries, end record), so it can be
-// written out and checked with `cosignerctl audit verify`.
+// sign decision and policy change before it takes effect. ExportAudit
+// sends a pkg/audit export file as it is, so it can be written out and
+// checked with `cosignerctl audit verify` by the very code that checks any
+// export.
 type AuditServiceClient interface {
-	// ExportAudit streams a header, then the entries from start_seq to the
-	// last entry committed when the call started, then a signed end record
-	// that shows nothing was cut off. A start_seq past the entry after the
-	// last fails with OUT_OF_RANGE. A stored entry that does not verify ends
-	// the stream with DATA_LOSS.
+	// ExportAudit streams a pkg/audit export file (JSON lines: a header, the
+	// entries from start_seq to the last entry committed when the call
+	// started, and a signed end record that shows nothing was cut off) in
+	// consecutive chunks. A start_seq past the entry after the last fails
+	// with OUT_OF_RANGE. A stored entry that does not verify ends the stream
+	// with DATA_LOSS.
 	// Roles: auditor.
 	ExportAudit(ctx context.Context, in *ExportAuditRequest, opts ...grpc.CallOption) (grpc.ServerStreamingClient[ExportAuditResponse], error)
 	// StreamAudit streams a header, then the entries from start_seq on, and
@@ -100,16 +101,17 @@ type AuditService_StreamAuditClient = grpc.ServerStreamingClient[StreamAuditResp
 //
 // AuditService reads this cosigner's audit log: a hash chain of entries,
 // each signed by the enclave's identity key, recording every key event,
-// sign decision and policy change before it takes effect. The formats are
-// pkg/audit's: an export read from ExportAudit holds everything a
-// pkg/audit export file holds (header, entries, end record), so it can be
-// written out and checked with `cosignerctl audit verify`.
+// sign decision and policy change before it takes effect. ExportAudit
+// sends a pkg/audit export file as it is, so it can be written out and
+// checked with `cosignerctl audit verify` by the very code that checks any
+// export.
 type AuditServiceServer interface {
-	// ExportAudit streams a header, then the entries from start_seq to the
-	// last entry committed when the call started, then a signed end record
-	// that shows nothing was cut off. A start_seq past the entry after the
-	// last fails with OUT_OF_RANGE. A stored entry that does not verify ends
-	// the stream with DATA_LOSS.
+	// ExportAudit streams a pkg/audit export file (JSON lines: a header, the
+	// entries from start_seq to the last entry committed when the call
+	// started, and a signed end record that shows nothing was cut off) in
+	// consecutive chunks. A start_seq past the entry after the last fails
+	// with OUT_OF_RANGE. A stored entry that does not verify ends the stream
+	// with DATA_LOSS.
 	// Roles: auditor.
 	ExportAudit(*ExportAuditRequest, grpc.ServerStreamingServer[ExportAuditResponse]) error
 	// StreamAudit streams a header, then the entries from start_seq on, and
