@@ -205,6 +205,22 @@ func (s *Store) GetKey(ctx context.Context, id KeyID) (KeyRecord, error) {
 	return info.withShare(secret.New(share)), nil
 }
 
+// GetKeyInfo returns the public part of the key's record without reading
+// its share, or an error wrapping ErrKeyNotFound.
+func (s *Store) GetKeyInfo(ctx context.Context, id KeyID) (KeyInfo, error) {
+	if err := s.readable(); err != nil {
+		return KeyInfo{}, err
+	}
+	info, err := scanKeyInfo(s.db.QueryRowContext(ctx, `SELECT `+keyColumns+` FROM keys WHERE key_id = ?`, id[:]))
+	if errors.Is(err, sql.ErrNoRows) {
+		return KeyInfo{}, fmt.Errorf("%w: %s", ErrKeyNotFound, id)
+	}
+	if err != nil {
+		return KeyInfo{}, fmt.Errorf("keystore: reading key %s: %w", id, err)
+	}
+	return info, nil
+}
+
 func (i KeyInfo) withShare(share secret.Bytes) KeyRecord {
 	return KeyRecord{
 		ID: i.ID, Scheme: i.Scheme, Epoch: i.Epoch, Threshold: i.Threshold, Parties: i.Parties,

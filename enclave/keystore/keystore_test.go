@@ -8,6 +8,7 @@ import (
 	"io/fs"
 	"os"
 	"path/filepath"
+	"reflect"
 	"slices"
 	"sync"
 	"testing"
@@ -185,6 +186,13 @@ func TestEpochs(t *testing.T) {
 	}
 	if _, err := s.GetKey(ctx, keyID(2)); !errors.Is(err, ErrKeyNotFound) {
 		t.Fatalf("GetKey of a missing key: %v", err)
+	}
+	info, err := s.GetKeyInfo(ctx, keyID(1))
+	if err != nil || !reflect.DeepEqual(info, got.Info()) {
+		t.Fatalf("GetKeyInfo = %+v, %v; want %+v", info, err, got.Info())
+	}
+	if _, err := s.GetKeyInfo(ctx, keyID(2)); !errors.Is(err, ErrKeyNotFound) {
+		t.Fatalf("GetKeyInfo of a missing key: %v", err)
 	}
 }
 

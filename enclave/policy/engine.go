@@ -205,11 +205,8 @@ func (e *Engine) Policy(ctx context.Context) (*Document, error) {
 // ErrMalformed, ErrQuorum or ErrStaleVersion, or a keystore error, and
 // returns the new document once it is durable.
 func (e *Engine) SetPolicy(ctx context.Context, raw []byte, approvals []Approval) (*Document, error) {
-	doc, err := Parse(raw)
+	doc, err := e.CheckApprovals(raw, approvals)
 	if err != nil {
-		return nil, err
-	}
-	if err := VerifyApprovals(doc.raw, approvals, e.admins); err != nil {
 		return nil, err
 	}
 	err = e.store.PutPolicy(ctx, doc.version, doc.raw)
@@ -220,6 +217,21 @@ func (e *Engine) SetPolicy(ctx context.Context, raw []byte, approvals []Approval
 		return nil, fmt.Errorf("policy: storing version %d: %w", doc.version, err)
 	}
 	e.remember(doc)
+	return doc, nil
+}
+
+// CheckApprovals parses raw and checks that approvals carry the admin
+// quorum's signatures over it, without storing anything: a caller that
+// must audit a change before it happens checks first, audits, then calls
+// SetPolicy. It fails with ErrMalformed or ErrQuorum.
+func (e *Engine) CheckApprovals(raw []byte, approvals []Approval) (*Document, error) {
+	doc, err := Parse(raw)
+	if err != nil {
+		return nil, err
+	}
+	if err := VerifyApprovals(doc.raw, approvals, e.admins); err != nil {
+		return nil, err
+	}
 	return doc, nil
 }
 

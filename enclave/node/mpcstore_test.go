@@ -1,4 +1,4 @@
-package app
+package node
 
 import (
 	"bytes"
@@ -26,7 +26,7 @@ func openTestKeystore(t *testing.T) *keystore.Store {
 
 func TestMPCStoreRoundTrip(t *testing.T) {
 	ctx := context.Background()
-	s := mpcStore{ks: openTestKeystore(t)}
+	s := newMPCStore(openTestKeystore(t))
 	rec := mpc.KeyRecord{
 		Key: mpc.KeyID{1, 2, 3}, Scheme: mpc.SchemeECDSA, Epoch: 0, Threshold: 2,
 		Parties: []mpc.PartyID{"alice", "bob", "carol"}, Self: "bob",
@@ -56,7 +56,7 @@ func TestMPCStoreRoundTrip(t *testing.T) {
 }
 
 func TestMPCStoreNotFound(t *testing.T) {
-	s := mpcStore{ks: openTestKeystore(t)}
+	s := newMPCStore(openTestKeystore(t))
 	_, err := s.GetKey(context.Background(), mpc.KeyID{9})
 	if !errors.Is(err, mpc.ErrKeyNotFound) || !errors.Is(err, keystore.ErrKeyNotFound) {
 		t.Fatalf("err = %v, want both not-found errors", err)

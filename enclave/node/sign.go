@@ -1,0 +1,190 @@
+package node
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"slices"
+
+	"github.com/nitro-cosigner/nitro-cosigner/enclave/api"
+	"github.com/nitro-cosigner/nitro-cosigner/enclave/coord"
+	"github.com/nitro-cosigner/nitro-cosigner/enclave/judge"
+	"github.com/nitro-cosigner/nitro-cosigner/enclave/mpc"
+	"github.com/nitro-cosigner/nitro-cosigner/enclave/payload"
+)
+
+// Sign runs a sign to its end; see the package documentation.
+func (n *Node) Sign(ctx context.Context, req api.SignParams) (api.SignOutcome, error) {
+	info, err := n.engineKey(ctx, req.Key)
+	if err != nil {
+		return api.SignOutcome{}, err
+	}
+	parsed, err := n.parse(ctx, info, req)
+	if err != nil {
+		return api.SignOutcome{}, err
+	}
+	signers, err := n.signers(info)
+	if err != nil {
+		return api.SignOutcome{}, err
+	}
+	p, err := n.signProposal(info, req, signers, len(parsed.Digests()))
+	if err != nil {
+		return api.SignOutcome{}, err
+	}
+	out := api.SignOutcome{Signers: signers, Digests: parsed.Digests(), Created: n.cfg.Now()}
+	res, err := n.cfg.Coord.Initiate(ctx, p)
+	out.Completed = n.cfg.Now()
+	if err != nil {
+		return n.failed(out, err), nil
+	}
+	if err := finish(&out, parsed, res.Signatures); err != nil {
+		n.log.Error("signatures from a finished session do not verify", "key", req.Key.String(), "err", err)
+		out.State, out.Reason = api.StateFailed, api.ReasonInternal
+		return out, nil
+	}
+	out.State = api.StateSucceeded
+	return out, nil
+}
+
+// parse checks the payload against the key here, before any peer is asked.
+func (n *Node) parse(ctx context.Context, info mpc.KeyInfo, req api.SignParams) (*payload.Parsed, error) {
+	pub := info.PublicKey
+	if len(req.Path) > 0 {
+		d, err := n.cfg.Engine.DeriveKey(ctx, info.Key, req.Path)
+		if err != nil {
+			return nil, fmt.Errorf("%w: derivation path", api.ErrInvalidArgument)
+		}
+		pub = d.PublicKey
+	}
+	parsed, err := payload.Parse(req.Payload, pub)
+	if err != nil {
+		return nil, fmt.Errorf("%w: %s", api.ErrInvalidArgument, payloadReason(err))
+	}
+	if !schemeFits(info.Scheme, parsed.Scheme) {
+		return nil, fmt.Errorf("%w: the payload needs a %s key", api.ErrFailedPrecondition, parsed.Scheme)
+	}
+	return parsed, nil
+}
+
+// payloadReason is payload's own short reason (it never quotes the input).
+func payloadReason(err error) string {
+	if errors.Is(err, payload.ErrInvalid) {
+		return err.Error()
+	}
+	return "payload"
+}
+
+func schemeFits(k mpc.Scheme, s payload.Scheme) bool {
+	return k == mpc.SchemeECDSA && s == payload.SchemeECDSA || k == mpc.SchemeTaproot && s == payload.SchemeSchnorr
+}
+
+// signers is this cosigner and the next threshold-1 parties of the key,
+// in the key's party order.
+func (n *Node) signers(info mpc.KeyInfo) ([]mpc.PartyID, error) {
+	if !slices.Contains(info.Parties, n.Self()) {
+		return nil, fmt.Errorf("%w: this cosigner holds no share of the key", api.ErrFailedPrecondition)
+	}
+	out := []mpc.PartyID{n.Self()}
+	for _, p := range info.Parties {
+		if len(out) == info.Threshold {
+			break
+		}
+		if p != n.Self() {
+			out = append(out, p)
+		}
+	}
+	return out, nil
+}
+
+func (n *Node) signProposal(info mpc.KeyInfo, req api.SignParams, signers []mpc.PartyID, digests int) (coord.Proposal, error) {
+	if digests < 1 || digests > coord.MaxSigns {
+		return coord.Proposal{}, fmt.Errorf("%w: the payload has %d digests (1 to %d)", api.ErrInvalidArgument, digests, coord.MaxSigns)
+	}
+	body, err := judge.EncodeSignRequest(judge.SignRequest{Payload: req.Payload, Path: req.Path,
+		Caller: req.Caller.ID, RequestID: req.OperationID, Note: req.Note})
+	if err != nil {
+		return coord.Proposal{}, err
+	}
+	p, err := n.proposal(coord.OpSign, signers, n.cfg.SignTime)
+	if err != nil {
+		return coord.Proposal{}, err
+	}
+	p.Key, p.Epoch, p.Request, p.Signs = info.Key, info.Epoch, body, uint16(digests)
+	if info.Scheme == mpc.SchemeECDSA && digests == 1 && len(req.Path) == 0 {
+		if id, ok := n.cfg.Engine.ClaimPresignature(info.Key, info.Epoch, signers); ok {
+			p.Presignature = id
+		}
+	}
+	return p, nil
+}
+
+// failed turns a failed proposal into the outcome's state and reason.
+func (n *Node) failed(out api.SignOutcome, err error) api.SignOutcome {
+	out.State = api.StateFailed
+	var refused *coord.RefusedError
+	var own *coord.Refusal
+	var abort *mpc.AbortError
+	switch {
+	case errors.As(err, &refused):
+		out.RefusedBy = mpc.PartyID(refused.Party)
+		out.State, out.Reason = refusalOutcome(refused.Code)
+	case errors.As(err, &own):
+		out.RefusedBy = n.Self()
+		out.State, out.Reason = refusalOutcome(own.Code)
+	case errors.Is(err, coord.ErrDeadline), errors.Is(err, mpc.ErrDeadline):
+		out.Reason = api.ReasonDeadlineExceeded
+	case errors.As(err, &abort):
+		out.Reason, out.Culprits = api.ReasonSessionAborted, slices.Clone(abort.Culprits)
+	case errors.As(err, new(*mpc.PeerAbortError)):
+		out.Reason = api.ReasonSessionAborted
+	default:
+		n.log.Error("sign failed", "err", err)
+		out.Reason = api.ReasonInternal
+	}
+	return out
+}
+
+func refusalOutcome(c coord.Code) (api.SignState, api.FailureReason) {
+	switch c {
+	case coord.CodePolicy:
+		return api.StateRejected, api.ReasonPolicyDenied
+	case coord.CodeApproval:
+		return api.StateRejected, api.ReasonApprovalDenied
+	case coord.CodeUnknownKey:
+		return api.StateFailed, api.ReasonUnknownKey
+	case coord.CodeBusy:
+		return api.StateFailed, api.ReasonBusy
+	}
+	return api.StateFailed, api.ReasonInternal
+}
+
+// finish checks the signatures and builds what the caller gets back.
+func finish(out *api.SignOutcome, parsed *payload.Parsed, sigs []mpc.Signature) error {
+	if len(sigs) != len(parsed.Digests()) {
+		return fmt.Errorf("%d signatures for %d digests", len(sigs), len(parsed.Digests()))
+	}
+	switch parsed.Kind {
+	case payload.EthTransaction, payload.EIP191, payload.EIP712:
+		signed, err := parsed.FinishEth(toPayload(sigs[0]))
+		out.Ethereum = signed
+		return err
+	case payload.TaprootPSBT:
+		raw := make([][64]byte, len(sigs))
+		for i, s := range sigs {
+			copy(raw[i][:32], s.R[:])
+			copy(raw[i][32:], s.S[:])
+		}
+		signed, err := parsed.FinishPSBT(raw)
+		out.PSBT = signed
+		return err
+	case payload.RawDigest:
+		b, err := parsed.FinishDigest(toPayload(sigs[0]))
+		out.Raw = b
+		return err
+	}
+	return errors.New("unknown payload kind")
+}
+
+func toPayload(s mpc.Signature) payload.Signature {
+	return payload.Signature{R: s.R, S: s.S, RecoveryID: s.RecoveryID}
+}
