@@ -76,6 +76,14 @@ var (
 	ErrPermissionDenied   = errors.New("permission denied")   // PERMISSION_DENIED
 	ErrUnavailable        = errors.New("unavailable")         // UNAVAILABLE: peers unreachable, try again
 	ErrDeadline           = errors.New("deadline exceeded")   // DEADLINE_EXCEEDED
+	// ErrAborted: a key operation's MPC session failed (ABORTED).
+	ErrAborted = errors.New("aborted")
+	// ErrUnimplemented: the key's scheme has no such operation, e.g. a
+	// refresh of a FROST key (UNIMPLEMENTED).
+	ErrUnimplemented = errors.New("unimplemented")
+	// ErrDataLoss: stored data failed its integrity check, e.g. an audit
+	// entry that does not verify (DATA_LOSS).
+	ErrDataLoss = errors.New("data loss")
 )
 
 // Key is a key as the API shows it.
