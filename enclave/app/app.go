@@ -6,7 +6,10 @@
 // kernel RNG from the NSM, checks at boot that the attester produces a
 // document that verifies against the expected root, and, when configured,
 // opens its sealed state (or creates it, with --init) through KMS and S3.
-// The MPC engine and the API attach here as they land.
+// With a roster it then runs the cosigner: its identity (created on first
+// boot), the wire layer and link to the parent relay, the MPC engine, the
+// coordinator with this cosigner's judge (payload parsing, policy,
+// approval, audit), and the API with TLS ending inside the enclave.
 package app
 
 import (
@@ -41,6 +44,8 @@ type Config struct {
 	SimulatorRootOut string
 	// State locates the sealed state; see StateConfig.
 	State StateConfig
+	// Cosigner configures MPC with peers and the API; see CosignerConfig.
+	Cosigner CosignerConfig
 }
 
 // ErrConfig reports a configuration that cannot run.
@@ -48,6 +53,9 @@ var ErrConfig = errors.New("enclave: bad configuration")
 
 // Run starts the enclave and blocks until ctx ends.
 func Run(ctx context.Context, cfg Config, log *slog.Logger) error {
+	if err := cfg.Cosigner.check(); err != nil {
+		return err
+	}
 	att, roots, err := openAttester(cfg, log)
 	if err != nil {
 		return err
@@ -56,6 +64,9 @@ func Run(ctx context.Context, cfg Config, log *slog.Logger) error {
 	if err := selfCheck(att, roots, log); err != nil {
 		return err
 	}
+	if cfg.Cosigner.enabled() && !cfg.State.enabled() {
+		return fmt.Errorf("%w: the cosigner needs its sealed state (--s3-bucket)", ErrConfig)
+	}
 	if cfg.State.enabled() {
 		st, err := openState(ctx, cfg.State, att, log)
 		if err != nil {
@@ -63,6 +74,12 @@ func Run(ctx context.Context, cfg Config, log *slog.Logger) error {
 		}
 		defer st.Close()
 		if err := describeState(ctx, st, log); err != nil {
+			return err
+		}
+		if cfg.Cosigner.enabled() {
+			return runCosigner(ctx, cfg, st.Store, att, roots, log)
+		}
+		if err := reportOnly(ctx, cfg, st.Store, att, roots, log); err != nil {
 			return err
 		}
 	}

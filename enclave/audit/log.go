@@ -227,6 +227,10 @@ func (l *Log) Stream(ctx context.Context, from uint64, fn func(auditfmt.Record) 
 // the last one.
 var ErrRange = errors.New("audit: export start is past the end of the log")
 
+// ErrCorrupt means a stored entry does not verify: the keystore holds
+// something this enclave did not write.
+var ErrCorrupt = errors.New("audit: a stored entry does not verify")
+
 // Export writes the entries from Seq from (0 means 1) to the last one
 // committed when it starts, as a pkg/audit export signed at the end, and
 // returns the last exported sequence number (from-1 for an empty export).
@@ -324,16 +328,16 @@ func encodeStored(r auditfmt.Record) ([]byte, error) {
 func (l *Log) open(s keystore.AuditEntry) (auditfmt.Record, error) {
 	var st stored
 	if err := storedDec.Unmarshal(s.Entry, &st); err != nil {
-		return auditfmt.Record{}, errors.New("malformed stored entry")
+		return auditfmt.Record{}, fmt.Errorf("%w: entry %d is malformed", ErrCorrupt, s.Seq)
 	}
 	rec, err := auditfmt.Open(l.pub, st.Entry, st.Sig)
 	if err != nil {
-		return auditfmt.Record{}, err
+		return auditfmt.Record{}, fmt.Errorf("%w: entry %d: %w", ErrCorrupt, s.Seq, err)
 	}
 	e := rec.Entry
 	if e.Seq != s.Seq || subtle.ConstantTimeCompare(e.PrevHash[:], s.PrevHash) != 1 ||
 		subtle.ConstantTimeCompare(rec.Hash[:], s.Hash) != 1 {
-		return auditfmt.Record{}, errors.New("stored entry does not match its chain columns")
+		return auditfmt.Record{}, fmt.Errorf("%w: entry %d does not match its chain columns", ErrCorrupt, s.Seq)
 	}
 	return rec, nil
 }

@@ -81,10 +81,17 @@ func policyClass(err error) string {
 // ExportAudit writes the log from seq from on in pkg/audit's export format.
 func (n *Node) ExportAudit(ctx context.Context, from uint64, w io.Writer) (uint64, error) {
 	last, err := n.cfg.Audit.Export(ctx, w, from)
-	if errors.Is(err, audit.ErrRange) {
-		return 0, fmt.Errorf("%w: start_seq is past the end of the log", api.ErrInvalidArgument)
+	return last, auditErr(err)
+}
+
+func auditErr(err error) error {
+	switch {
+	case errors.Is(err, audit.ErrRange):
+		return fmt.Errorf("%w: start_seq is past the end of the log", api.ErrInvalidArgument)
+	case errors.Is(err, audit.ErrCorrupt):
+		return fmt.Errorf("%w: a stored audit entry does not verify", api.ErrDataLoss)
 	}
-	return last, err
+	return err
 }
 
 // AuditHeader describes the log for entries from seq from on.
@@ -96,7 +103,7 @@ func (n *Node) AuditHeader(ctx context.Context, from uint64) (auditfmt.Header, e
 	}
 	prev, err := n.cfg.Audit.Read(ctx, from-1, 1)
 	if err != nil {
-		return auditfmt.Header{}, err
+		return auditfmt.Header{}, auditErr(err)
 	}
 	if len(prev) == 0 {
 		return auditfmt.Header{}, fmt.Errorf("%w: start_seq is past the end of the log", api.ErrInvalidArgument)
@@ -107,5 +114,5 @@ func (n *Node) AuditHeader(ctx context.Context, from uint64) (auditfmt.Header, e
 
 // StreamAudit follows the log from seq from on.
 func (n *Node) StreamAudit(ctx context.Context, from uint64, fn func(auditfmt.Record) error) error {
-	return n.cfg.Audit.Stream(ctx, max(from, 1), fn)
+	return auditErr(n.cfg.Audit.Stream(ctx, max(from, 1), fn))
 }

@@ -58,7 +58,7 @@ func (n *Node) RefreshKey(ctx context.Context, _ api.Caller, id mpc.KeyID, progr
 		return api.Key{}, err
 	}
 	if info.Scheme != mpc.SchemeECDSA {
-		return api.Key{}, fmt.Errorf("%w: only CMP keys can be refreshed", api.ErrFailedPrecondition)
+		return api.Key{}, fmt.Errorf("%w: only CMP keys can be refreshed", api.ErrUnimplemented)
 	}
 	p, err := n.proposal(coord.OpRefresh, info.Parties, n.cfg.KeygenTime)
 	if err != nil {
@@ -203,7 +203,7 @@ func sessionErr(err error) error {
 	var abort *mpc.AbortError
 	var peer *mpc.PeerAbortError
 	if errors.As(err, &abort) || errors.As(err, &peer) {
-		return fmt.Errorf("%w: the session was aborted", api.ErrUnavailable)
+		return fmt.Errorf("%w: the session was aborted", api.ErrAborted)
 	}
 	return err
 }

@@ -1,0 +1,412 @@
+package app
+
+import (
+	"bytes"
+	"context"
+	"crypto"
+	"crypto/ecdsa"
+	"crypto/elliptic"
+	"crypto/hkdf"
+	"crypto/sha256"
+	"crypto/x509"
+	"encoding/pem"
+	"errors"
+	"fmt"
+	"io"
+	"log/slog"
+	"os"
+	"time"
+
+	"golang.org/x/sync/errgroup"
+
+	"github.com/nitro-cosigner/nitro-cosigner/enclave/api"
+	"github.com/nitro-cosigner/nitro-cosigner/enclave/approval"
+	"github.com/nitro-cosigner/nitro-cosigner/enclave/audit"
+	"github.com/nitro-cosigner/nitro-cosigner/enclave/coord"
+	"github.com/nitro-cosigner/nitro-cosigner/enclave/judge"
+	"github.com/nitro-cosigner/nitro-cosigner/enclave/keystore"
+	"github.com/nitro-cosigner/nitro-cosigner/enclave/link"
+	"github.com/nitro-cosigner/nitro-cosigner/enclave/mpc"
+	"github.com/nitro-cosigner/nitro-cosigner/enclave/node"
+	"github.com/nitro-cosigner/nitro-cosigner/enclave/nsm"
+	"github.com/nitro-cosigner/nitro-cosigner/enclave/peer"
+	"github.com/nitro-cosigner/nitro-cosigner/enclave/policy"
+	"github.com/nitro-cosigner/nitro-cosigner/pkg/attestation"
+	"github.com/nitro-cosigner/nitro-cosigner/pkg/transport"
+	"github.com/nitro-cosigner/nitro-cosigner/pkg/wire"
+)
+
+// CosignerConfig configures the cosigner proper: MPC with its peers
+// through the parent, and the API. It needs the sealed state.
+type CosignerConfig struct {
+	// Roster is the roster file (see rosterFile). Empty: the cosigner does
+	// not run (the enclave only opens its state, and with MemberOut
+	// reports its keys for a roster to be made).
+	Roster string
+	// MemberOut, if set, is where this cosigner's roster entry is written.
+	MemberOut string
+	// ParentLink is the parent relay's link address (vsock://3:PORT).
+	ParentLink string
+	// APIListen is where the API listens (vsock://4294967295:PORT).
+	APIListen string
+	// ClientCA is the PEM file of the CA that issues API client
+	// certificates.
+	ClientCA string
+	// PolicyAdmins is a PEM file of admin public keys (PKIX: Ed25519 or
+	// P-256); PolicyQuorum of them must approve a new policy.
+	PolicyAdmins string
+	PolicyQuorum int
+	// ApprovalURL, if set, is the approval callback; ApprovalHandlerKey
+	// (PEM) its pinned key and ApprovalAudience its name. ApprovalCA, if
+	// set, is the PEM file of the roots its TLS certificate must chain to
+	// (default: the system roots).
+	ApprovalURL, ApprovalHandlerKey, ApprovalAudience, ApprovalCA string
+}
+
+func (c CosignerConfig) enabled() bool { return c.Roster != "" }
+
+// check refuses an incomplete or malformed configuration before anything
+// starts.
+func (c CosignerConfig) check() error {
+	if !c.enabled() {
+		return nil
+	}
+	for name, v := range map[string]string{"parent link": c.ParentLink, "API address": c.APIListen} {
+		if _, err := transport.ParseAddr(v); err != nil {
+			return fmt.Errorf("%w: %s: %v", ErrConfig, name, err)
+		}
+	}
+	switch {
+	case c.ClientCA == "":
+		return fmt.Errorf("%w: the API needs a client CA (--client-ca)", ErrConfig)
+	case c.PolicyAdmins == "":
+		return fmt.Errorf("%w: the policy needs its admins (--policy-admins)", ErrConfig)
+	case c.ApprovalURL != "" && c.ApprovalHandlerKey == "":
+		return fmt.Errorf("%w: the approval callback needs the handler's key (--approval-handler-key)", ErrConfig)
+	}
+	return nil
+}
+
+// core is the running cosigner's parts.
+type core struct {
+	ident  *node.Identity
+	roster []mpc.PartyID
+	peer   *peer.Peer
+	client *link.Client
+	mux    *coord.Mux
+	engine *mpc.Engine
+	coord  *coord.Coordinator
+	node   *node.Node
+	cert   *api.ServerCert
+}
+
+// runCosigner builds the cosigner over the open keystore and runs it until
+// ctx ends. The API server is attached by serveAPI.
+func runCosigner(ctx context.Context, cfg Config, ks *keystore.Store, att nsm.Attester, roots *x509.CertPool, log *slog.Logger) error {
+	c, err := buildCore(ctx, cfg, ks, att, roots, log)
+	if err != nil {
+		return err
+	}
+	g, ctx := errgroup.WithContext(ctx)
+	g.Go(func() error { return c.client.Run(ctx) })
+	g.Go(func() error { return c.mux.Run(ctx) })
+	g.Go(func() error { return c.engine.Run(ctx) })
+	g.Go(func() error { return c.coord.Run(ctx) })
+	g.Go(func() error {
+		return c.peer.KeepAttested(ctx, func(context.Context) ([]byte, error) {
+			return att.Attest(nsm.Request{UserData: c.ident.FrameBinding()})
+		}, 0)
+	})
+	g.Go(func() error { return serveAPI(ctx, cfg, c, ks, log) })
+	log.Info("cosigner running", "cosigner_id", string(c.ident.ID), "roster", c.roster)
+	return g.Wait()
+}
+
+// buildCore wires identity, wire layer, link, peer, engine, coordinator,
+// judge and node.
+func buildCore(ctx context.Context, cfg Config, ks *keystore.Store, att nsm.Attester, roots *x509.CertPool, log *slog.Logger) (*core, error) {
+	cc := cfg.Cosigner
+	ident, err := node.LoadIdentity(ctx, ks, mpc.PartyID(cfg.State.CosignerID))
+	if err != nil {
+		return nil, err
+	}
+	roster, ids, err := loadRoster(cc.Roster)
+	if err != nil {
+		return nil, err
+	}
+	c := &core{ident: ident, roster: ids}
+	if err := c.buildWire(cfg, roster, att, roots, log); err != nil {
+		return nil, err
+	}
+	return c, c.buildEngine(ctx, cfg, ks, att, roots, log)
+}
+
+func (c *core) buildWire(cfg Config, roster *wire.Roster, att nsm.Attester, roots *x509.CertPool, log *slog.Logger) error {
+	doc, err := att.Attest(nsm.Request{UserData: c.ident.FrameBinding()})
+	if err != nil {
+		return fmt.Errorf("attesting the frame identity: %w", err)
+	}
+	sessions := wire.NewSessionTable()
+	signer, err := wire.NewSigner(wire.SignerConfig{ID: string(c.ident.ID), Identity: c.ident.Key, Roster: roster, Attestation: doc})
+	if err != nil {
+		return fmt.Errorf("%w: %v", ErrConfig, err)
+	}
+	recv, err := wire.NewReceiver(wire.ReceiverConfig{Self: string(c.ident.ID), Encryption: c.ident.Encryption, Roster: roster,
+		Sessions: sessions, Roots: roots, MaxFramesPerSession: controlFrames})
+	if err != nil {
+		return fmt.Errorf("%w: %v", ErrConfig, err)
+	}
+	addr, err := transport.ParseAddr(cfg.Cosigner.ParentLink)
+	if err != nil {
+		return fmt.Errorf("%w: parent link: %v", ErrConfig, err)
+	}
+	lazy := &lazyLink{}
+	c.peer, err = peer.New(peer.Config{Self: c.ident.ID, Signer: signer, Receiver: recv, Sessions: sessions, Link: lazy, Logger: log})
+	if err != nil {
+		return err
+	}
+	c.client, err = link.New(link.Config{Parent: addr, Receive: c.peer.Deliver, Logger: log})
+	if err != nil {
+		return err
+	}
+	lazy.set(c.client)
+	return c.peer.Open(coord.ControlSession, c.roster)
+}
+
+// controlFrames raises the replay guard's per-session cap: every control
+// message of every proposal travels in coord.ControlSession.
+const controlFrames = 1 << 16
+
+func (c *core) buildEngine(ctx context.Context, cfg Config, ks *keystore.Store, att nsm.Attester, roots *x509.CertPool, log *slog.Logger) error {
+	cc := cfg.Cosigner
+	store := node.NewStore(ks)
+	c.mux = coord.NewMux(c.peer)
+	var err error
+	if c.engine, err = mpc.New(mpc.Config{Self: c.ident.ID, Transport: c.mux.Engine(), Store: store, Logger: log}); err != nil {
+		return err
+	}
+	pol, err := policyEngine(ks, cc)
+	if err != nil {
+		return err
+	}
+	auditLog, err := audit.New(ctx, audit.Config{CosignerID: string(c.ident.ID), Store: ks, Signer: audit.IdentitySigner(c.ident.Key)})
+	if err != nil {
+		return err
+	}
+	approver, approvalPub, err := approvalClient(cfg, c.ident)
+	if err != nil {
+		return err
+	}
+	if err := c.reportMember(cc, att, roots, approvalPub, log); err != nil {
+		return err
+	}
+	jcfg := judge.Config{Self: c.ident.ID, Keys: c.engine, Policy: pol, Audit: auditLog, Logger: log}
+	if approver != nil {
+		jcfg.Approver = approver
+	}
+	jdg, err := judge.New(jcfg)
+	if err != nil {
+		return err
+	}
+	if c.coord, err = coord.New(coord.Config{Self: c.ident.ID, Mux: c.mux, Sessions: c.peer, Engine: c.engine, Judge: jdg, Logger: log}); err != nil {
+		return err
+	}
+	if c.cert, err = api.NewServerCert(string(c.ident.ID), time.Now()); err != nil {
+		return err
+	}
+	c.node, err = node.New(node.Config{Identity: c.ident, Engine: c.engine, Coord: c.coord, Keystore: ks, Store: store,
+		Policy: pol, Audit: auditLog, Attester: att, TLSCert: c.cert.Fingerprint,
+		Roster: func() []mpc.PartyID { return c.roster }, Logger: log})
+	return err
+}
+
+func policyEngine(ks *keystore.Store, cc CosignerConfig) (*policy.Engine, error) {
+	b, err := readLimited(cc.PolicyAdmins, 1<<20)
+	if err != nil {
+		return nil, fmt.Errorf("%w: policy admins: %v", ErrConfig, err)
+	}
+	var keys []crypto.PublicKey
+	for rest := b; ; {
+		var blk *pem.Block
+		if blk, rest = pem.Decode(rest); blk == nil {
+			break
+		}
+		k, err := policy.ParseAdminKey(blk.Bytes)
+		if err != nil {
+			return nil, fmt.Errorf("%w: policy admin key %d: %v", ErrConfig, len(keys), err)
+		}
+		keys = append(keys, k)
+	}
+	pol, err := policy.NewEngine(ks, policy.AdminSet{Keys: keys, Threshold: cc.PolicyQuorum}, policy.Options{})
+	if err != nil {
+		return nil, fmt.Errorf("%w: policy admins: %v", ErrConfig, err)
+	}
+	return pol, nil
+}
+
+// approvalLabel is the HKDF purpose of the approval-callback signing key,
+// derived from the identity seed so that the handler can pin it across
+// restarts.
+const approvalLabel = "nitro-cosigner approval es256 v1"
+
+// approvalClient builds the callback client, if configured, and returns the
+// public key the handler must pin (PKIX DER) either way.
+func approvalClient(cfg Config, ident *node.Identity) (judge.Approver, []byte, error) {
+	key, err := approvalKey(ident)
+	if err != nil {
+		return nil, nil, err
+	}
+	pub, err := x509.MarshalPKIXPublicKey(&key.PublicKey)
+	if err != nil {
+		return nil, nil, err
+	}
+	cc := cfg.Cosigner
+	if cc.ApprovalURL == "" {
+		return nil, pub, nil
+	}
+	handler, err := readPublicKeyPEM(cc.ApprovalHandlerKey)
+	if err != nil {
+		return nil, nil, fmt.Errorf("%w: approval handler key: %v", ErrConfig, err)
+	}
+	dial, err := dialer(cfg.State.EgressProxy)
+	if err != nil {
+		return nil, nil, err
+	}
+	var roots *x509.CertPool
+	if cc.ApprovalCA != "" {
+		if roots, err = certPool(cc.ApprovalCA); err != nil {
+			return nil, nil, fmt.Errorf("%w: approval CA: %v", ErrConfig, err)
+		}
+	}
+	client, err := approval.New(approval.Config{URL: cc.ApprovalURL, Signer: key, HandlerKey: handler,
+		HTTPClient: approval.NewHTTPClient(approval.DialFunc(dial), roots), CosignerID: string(ident.ID), Audience: cc.ApprovalAudience})
+	if err != nil {
+		return nil, nil, fmt.Errorf("%w: approval callback: %v", ErrConfig, err)
+	}
+	return client, pub, nil
+}
+
+func approvalKey(ident *node.Identity) (*ecdsa.PrivateKey, error) {
+	seed := ident.Key.Seed()
+	defer seed.Wipe()
+	for i := byte(0); i < 8; i++ {
+		d, err := hkdf.Key(sha256.New, seed.Reveal(), []byte{i}, approvalLabel, 32)
+		if err != nil {
+			return nil, err
+		}
+		k, err := ecdsa.ParseRawPrivateKey(elliptic.P256(), d)
+		clear(d)
+		if err == nil {
+			return k, nil
+		}
+	}
+	return nil, errors.New("deriving the approval key failed") // probability about 2^-256
+}
+
+// reportMember logs this cosigner's roster entry, and writes it when asked.
+func (c *core) reportMember(cc CosignerConfig, att nsm.Attester, roots *x509.CertPool, approvalPub []byte, log *slog.Logger) error {
+	m := c.ident.Member()
+	raw, err := att.Attest(nsm.Request{})
+	if err != nil {
+		return err
+	}
+	doc, err := attestation.Verify(raw, attestation.VerifyOptions{Time: time.Now(), Roots: roots})
+	if err != nil {
+		return fmt.Errorf("own attestation: %w", err)
+	}
+	m.PCRs = doc.PCRs
+	entry := memberOf(m, approvalPub)
+	log.Info("roster entry", "id", entry.ID, "identity", entry.Identity, "encryption", entry.Encryption, "approval_key", entry.ApprovalKey)
+	if cc.MemberOut == "" {
+		return nil
+	}
+	return writeMember(cc.MemberOut, entry)
+}
+
+func readPublicKeyPEM(path string) (crypto.PublicKey, error) {
+	b, err := readLimited(path, 64<<10)
+	if err != nil {
+		return nil, err
+	}
+	blk, _ := pem.Decode(b)
+	if blk == nil {
+		return nil, errors.New("no PEM block")
+	}
+	return x509.ParsePKIXPublicKey(blk.Bytes)
+}
+
+func readLimited(path string, limit int64) ([]byte, error) {
+	f, err := os.Open(path)
+	if err != nil {
+		return nil, err
+	}
+	defer f.Close()
+	b, err := io.ReadAll(io.LimitReader(f, limit+1))
+	if err != nil {
+		return nil, err
+	}
+	if int64(len(b)) > limit {
+		return nil, errors.New("file too large")
+	}
+	return b, nil
+}
+
+func bytesReader(b []byte) io.Reader { return bytes.NewReader(b) }
+
+// lazyLink breaks the construction cycle: the peer sends through the link,
+// and the link delivers to the peer.
+type lazyLink struct{ c *link.Client }
+
+func (l *lazyLink) set(c *link.Client) { l.c = c }
+
+func (l *lazyLink) Send(ctx context.Context, to string, frame []byte) error {
+	return l.c.Send(ctx, to, frame)
+}
+
+// reportOnly loads (or creates) the identity and reports the roster entry,
+// for a cosigner started without a roster.
+func reportOnly(ctx context.Context, cfg Config, ks *keystore.Store, att nsm.Attester, roots *x509.CertPool, log *slog.Logger) error {
+	ident, err := node.LoadIdentity(ctx, ks, mpc.PartyID(cfg.State.CosignerID))
+	if err != nil {
+		return err
+	}
+	key, err := approvalKey(ident)
+	if err != nil {
+		return err
+	}
+	pub, err := x509.MarshalPKIXPublicKey(&key.PublicKey)
+	if err != nil {
+		return err
+	}
+	return (&core{ident: ident}).reportMember(cfg.Cosigner, att, roots, pub, log)
+}
+
+// serveAPI listens on the API address and serves until ctx ends.
+func serveAPI(ctx context.Context, cfg Config, c *core, ks *keystore.Store, log *slog.Logger) error {
+	clients, err := certPool(cfg.Cosigner.ClientCA)
+	if err != nil {
+		return fmt.Errorf("%w: client CA: %v", ErrConfig, err)
+	}
+	srv, err := api.New(api.Config{Node: c.node, ServerCert: c.cert, ClientCAs: clients, Idempotency: ks, Logger: log})
+	if err != nil {
+		return err
+	}
+	l, err := transport.Listen(ctx, cfg.Cosigner.APIListen)
+	if err != nil {
+		return fmt.Errorf("API listener: %w", err)
+	}
+	log.Info("API listening", "addr", cfg.Cosigner.APIListen, "tls_certificate_sha256", fmt.Sprintf("%x", c.cert.Fingerprint))
+	return srv.Serve(ctx, l)
+}
+
+func certPool(path string) (*x509.CertPool, error) {
+	b, err := readLimited(path, 1<<20)
+	if err != nil {
+		return nil, err
+	}
+	pool := x509.NewCertPool()
+	if !pool.AppendCertsFromPEM(b) {
+		return nil, errors.New("no certificate in the file")
+	}
+	return pool, nil
+}
