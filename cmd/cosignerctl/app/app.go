@@ -1,7 +1,9 @@
 // Package app implements cosignerctl's commands. Run dispatches on the first
 // arguments and returns the process exit code: 0 on success, 1 when the
-// command ran and its answer is "no" (an invalid document, a failed check),
-// 2 on usage errors.
+// command ran and its answer is "no" (an invalid document, a failed check,
+// a failed attestation, a refusal by the server, a rejected sign), 2 on
+// usage errors. The API commands dial the cosigner with pkg/apiclient,
+// which attests the server before any request is sent.
 package app
 
 import (
@@ -38,8 +40,25 @@ type command struct {
 
 func commands() []command {
 	cmds := []command{
-		{"attestation verify", "verify a Nitro attestation document", runAttestationVerify},
+		{"keys create", "create a threshold key, showing its progress", runKeysCreate},
+		{"keys get", "show a key", runKeysGet},
+		{"keys list", "list the keys", runKeysList},
+		{"keys derive", "derive a child public key (non-hardened BIP-32)", runKeysDerive},
+		{"keys refresh", "refresh a key's shares, showing the progress", runKeysRefresh},
+		{"sign eth-tx", "sign an Ethereum transaction", runSignEthTx},
+		{"sign eth-message", "sign an EIP-191 message", runSignEthMessage},
+		{"sign eth-typed-data", "sign EIP-712 typed data", runSignEthTypedData},
+		{"sign taproot-psbt", "sign a Taproot key-path spend (PSBT)", runSignTaprootPSBT},
+		{"sign digest", "sign a raw 32-byte digest (where policy allows)", runSignDigest},
+		{"sign status", "show a sign operation", runSignStatus},
+		{"policy get", "show the policy in force", runPolicyGet},
+		{"policy approve", "approve a policy document with an admin key (offline)", runPolicyApprove},
+		{"policy set", "install a policy document with admin approvals", runPolicySet},
+		{"audit export", "export the audit log to a file and verify it", runAuditExport},
+		{"audit stream", "follow the audit log live", runAuditStream},
 		{"audit verify", "verify an exported audit log", runAuditVerify},
+		{"attestation get", "get and verify a fresh attestation document", runAttestationGet},
+		{"attestation verify", "verify a Nitro attestation document", runAttestationVerify},
 		{"version", "print the version", runVersion},
 	}
 	return append(cmds, devCommands()...)

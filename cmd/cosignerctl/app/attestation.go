@@ -157,6 +157,16 @@ func printDocument(io IO, doc *attestation.Document, asJSON bool) int {
 		fmt.Fprintf(io.Out, "valid: module %s at %s, PCR0 %x\n", doc.ModuleID, doc.Timestamp.UTC().Format(time.RFC3339Nano), doc.PCRs[0])
 		return ExitOK
 	}
+	enc := json.NewEncoder(io.Out)
+	enc.SetIndent("", "  ")
+	if err := enc.Encode(documentOut(doc)); err != nil {
+		fmt.Fprintln(io.Err, "cosignerctl:", err)
+		return ExitFail
+	}
+	return ExitOK
+}
+
+func documentOut(doc *attestation.Document) documentJSON {
 	out := documentJSON{
 		ModuleID:  doc.ModuleID,
 		Timestamp: doc.Timestamp.UTC().Format(time.RFC3339Nano),
@@ -169,13 +179,7 @@ func printDocument(io IO, doc *attestation.Document, asJSON bool) int {
 	for _, i := range slices.Sorted(maps.Keys(doc.PCRs)) {
 		out.PCRs[strconv.Itoa(i)] = hex.EncodeToString(doc.PCRs[i])
 	}
-	enc := json.NewEncoder(io.Out)
-	enc.SetIndent("", "  ")
-	if err := enc.Encode(out); err != nil {
-		fmt.Fprintln(io.Err, "cosignerctl:", err)
-		return ExitFail
-	}
-	return ExitOK
+	return out
 }
 
 func optionalHex(b []byte) *string {
