@@ -8,12 +8,13 @@ import (
 	"crypto/sha256"
 	"crypto/x509"
 	"fmt"
+
+	"github.com/nitro-cosigner/nitro-cosigner/pkg/quorum"
 )
 
 // ApprovalLabel starts every message an admin signs to approve a policy
-// document, so that an approval cannot be taken for a signature of another
-// protocol (or another version of this one).
-const ApprovalLabel = "nitro-cosigner/policy-approval/v1\x00"
+// document (pkg/quorum defines it for every client too).
+const ApprovalLabel = quorum.PolicyLabel
 
 // MaxApprovals is the most approvals VerifyApprovals looks at.
 const MaxApprovals = 64
@@ -41,10 +42,7 @@ type Approval struct {
 // admins sign it with ECDSA over SHA-256 (the message is hashed once
 // more, as ECDSA_SHA_256 in AWS KMS with MessageType RAW or a PIV token
 // does), giving an ASN.1 DER signature.
-func ApprovalMessage(canonical []byte) []byte {
-	h := sha256.Sum256(canonical)
-	return append([]byte(ApprovalLabel), h[:]...)
-}
+func ApprovalMessage(canonical []byte) []byte { return quorum.PolicyMessage(canonical) }
 
 // ParseAdminKey parses a PKIX (SubjectPublicKeyInfo) DER public key and
 // accepts it only if it is Ed25519 or ECDSA on P-256.

@@ -10,21 +10,17 @@ import (
 	"crypto/x509"
 	"fmt"
 
+	"github.com/nitro-cosigner/nitro-cosigner/pkg/quorum"
 	cosignerv1 "github.com/nitro-cosigner/nitro-cosigner/proto/cosigner/v1"
 )
 
 // ApprovalLabel starts the message an admin signs to approve a policy
-// document. It and ApprovalMessage repeat enclave/policy's (quorum.go),
-// which pkg/ may not import; a cosignerctl test checks that the enclave's
-// verifier accepts what Approve signs.
-const ApprovalLabel = "nitro-cosigner/policy-approval/v1\x00"
+// document (pkg/quorum; enclave/policy verifies with the same).
+const ApprovalLabel = quorum.PolicyLabel
 
 // ApprovalMessage returns what an admin signs to approve document, the
 // exact bytes SetPolicy will carry: ApprovalLabel || SHA-256(document).
-func ApprovalMessage(document []byte) []byte {
-	h := sha256.Sum256(document)
-	return append([]byte(ApprovalLabel), h[:]...)
-}
+func ApprovalMessage(document []byte) []byte { return quorum.PolicyMessage(document) }
 
 // Approve signs ApprovalMessage(document) with an admin key and returns
 // the approval as SetPolicy takes it: the key as PKIX DER and the
