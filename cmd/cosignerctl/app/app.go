@@ -59,6 +59,9 @@ func commands() []command {
 		{"audit verify", "verify an exported audit log", runAuditVerify},
 		{"attestation get", "get and verify a fresh attestation document", runAttestationGet},
 		{"attestation verify", "verify a Nitro attestation document", runAttestationVerify},
+		{"eif inspect", "print an enclave image's sections and PCR0, PCR1, PCR2, PCR8", runEIFInspect},
+		{"kms-policy", "print a KMS key policy bound to the enclave's PCRs", runKMSPolicy},
+		{"devnet up", "run a whole cluster on this machine until interrupted (development builds)", runDevnetUp},
 		{"version", "print the version", runVersion},
 	}
 	return append(cmds, devCommands()...)

@@ -1,0 +1,12 @@
+//go:build !release && linux
+
+package devnet
+
+import "syscall"
+
+// childAttr puts a child in its own process group, so that a terminal's
+// Ctrl-C reaches only the devnet (which stops the children in order), and
+// has the kernel kill it if the devnet dies first.
+func childAttr() *syscall.SysProcAttr {
+	return &syscall.SysProcAttr{Setpgid: true, Pdeathsig: syscall.SIGKILL}
+}

@@ -1,0 +1,5 @@
+//go:build race && !release
+
+package e2e_test
+
+const raceEnabled = true
