@@ -16,6 +16,10 @@ import (
 // DefaultMaxSessions bounds the sessions a party joins at once.
 const DefaultMaxSessions = 64
 
+// DefaultAcceptTimeout is how long an initiator waits for the parties to
+// accept a proposal.
+const DefaultAcceptTimeout = 15 * time.Second
+
 // maxRemembered bounds the proposals remembered for replay detection.
 const maxRemembered = 4096
 
@@ -80,8 +84,13 @@ type Config struct {
 	// MaxSessions bounds sessions joined at once (default
 	// DefaultMaxSessions); proposals beyond it are refused as busy.
 	MaxSessions int
-	Now         func() time.Time
-	Logger      *slog.Logger
+	// AcceptTimeout bounds how long an initiator waits for every party to
+	// accept (default DefaultAcceptTimeout, and never past the proposal's
+	// deadline): a party that is down is found quickly, and the caller
+	// can propose again without it (NoAnswerError names who is missing).
+	AcceptTimeout time.Duration
+	Now           func() time.Time
+	Logger        *slog.Logger
 }
 
 // ErrConfig is returned by New for an unusable configuration.
@@ -125,8 +134,11 @@ func New(cfg Config) (*Coordinator, error) {
 	switch {
 	case cfg.Self == "" || cfg.Mux == nil || cfg.Sessions == nil || cfg.Engine == nil || cfg.Judge == nil:
 		return nil, fmt.Errorf("%w: Self, Mux, Sessions, Engine and Judge are required", ErrConfig)
-	case cfg.MaxSessions < 0:
-		return nil, fmt.Errorf("%w: negative MaxSessions", ErrConfig)
+	case cfg.MaxSessions < 0 || cfg.AcceptTimeout < 0:
+		return nil, fmt.Errorf("%w: negative MaxSessions or AcceptTimeout", ErrConfig)
+	}
+	if cfg.AcceptTimeout == 0 {
+		cfg.AcceptTimeout = DefaultAcceptTimeout
 	}
 	if cfg.MaxSessions == 0 {
 		cfg.MaxSessions = DefaultMaxSessions
@@ -237,6 +249,8 @@ func (c *Coordinator) gather(ctx context.Context, p *Proposal, w *waiter, others
 	if err := c.sendAll(ctx, others, message{Type: msgPropose, Session: p.Session, Proposal: p}); err != nil {
 		return err
 	}
+	wait := time.NewTimer(c.cfg.AcceptTimeout)
+	defer wait.Stop()
 	accepted := map[mpc.PartyID]bool{}
 	for len(accepted) < len(others) {
 		select {
@@ -247,11 +261,26 @@ func (c *Coordinator) gather(ctx context.Context, p *Proposal, w *waiter, others
 			case msgRefuse:
 				return &RefusedError{Party: string(a.from), Code: a.msg.Code}
 			}
+		case <-wait.C:
+			return &NoAnswerError{Missing: missing(others, accepted)}
 		case <-ctx.Done():
-			return deadlineErr(ctx)
+			if errors.Is(ctx.Err(), context.DeadlineExceeded) {
+				return &NoAnswerError{Missing: missing(others, accepted)}
+			}
+			return ctx.Err()
 		}
 	}
 	return nil
+}
+
+func missing(others []mpc.PartyID, accepted map[mpc.PartyID]bool) []mpc.PartyID {
+	var out []mpc.PartyID
+	for _, p := range others {
+		if !accepted[p] {
+			out = append(out, p)
+		}
+	}
+	return out
 }
 
 // propose answers a proposal from another party: a malformed one is

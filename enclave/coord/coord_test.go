@@ -250,8 +250,9 @@ func TestLostAcceptEndsAtDeadline(t *testing.T) {
 	})
 	began := time.Now()
 	_, err := c.nodes["alice"].coord.Initiate(context.Background(), proposal(t, coord.OpFROSTKeygen, abc, time.Second))
-	if !errors.Is(err, coord.ErrDeadline) {
-		t.Fatalf("got %v, want ErrDeadline", err)
+	var none *coord.NoAnswerError
+	if !errors.Is(err, coord.ErrDeadline) || !errors.As(err, &none) || len(none.Missing) != 1 || none.Missing[0] != "carol" {
+		t.Fatalf("got %v, want ErrDeadline naming carol", err)
 	}
 	if took := time.Since(began); took > 10*time.Second {
 		t.Errorf("took %v with a 1s deadline", took)

@@ -3,6 +3,8 @@ package coord
 import (
 	"errors"
 	"fmt"
+
+	"github.com/nitro-cosigner/nitro-cosigner/enclave/mpc"
 )
 
 // Code says why a party refused a proposal. Codes are the only thing a
@@ -74,6 +76,18 @@ type RefusedError struct {
 func (e *RefusedError) Error() string {
 	return fmt.Sprintf("coord: party %s refused the session (%s)", e.Party, e.Code)
 }
+
+// NoAnswerError is the initiator's error when some parties did not accept
+// in time (they may be down). It matches ErrDeadline.
+type NoAnswerError struct {
+	Missing []mpc.PartyID
+}
+
+func (e *NoAnswerError) Error() string {
+	return fmt.Sprintf("coord: no answer from %v before the accept timeout", e.Missing)
+}
+
+func (e *NoAnswerError) Unwrap() error { return ErrDeadline }
 
 // Errors callers branch on.
 var (

@@ -103,7 +103,7 @@ func (c *cluster) start(t *testing.T, ctx context.Context, wg *sync.WaitGroup, i
 	store := node.NewStore(ks)
 	eng := must(mpc.New(mpc.Config{Self: id, Transport: mux.Engine(), Store: store}))
 	jdg := must(judge.New(judge.Config{Self: id, Keys: eng, Policy: pol, Audit: log}))
-	crd := must(coord.New(coord.Config{Self: id, Mux: mux, Sessions: noSessions{}, Engine: eng, Judge: jdg}))
+	crd := must(coord.New(coord.Config{Self: id, Mux: mux, Sessions: noSessions{}, Engine: eng, Judge: jdg, AcceptTimeout: 2 * time.Second}))
 	c.nodes[id] = must(node.New(node.Config{Identity: ident, Engine: eng, Coord: crd, Keystore: ks, Store: store,
 		Policy: pol, Audit: log, Attester: att, TLSCert: sha256.Sum256([]byte("cert")),
 		Roster: func() []mpc.PartyID { return abc }, KeygenTime: time.Minute, SignTime: 30 * time.Second}))
@@ -287,5 +287,38 @@ func TestAttestBindsIdentityAndCertificate(t *testing.T) {
 	want := wire.BindingUserData(a.CosignerID, a.IdentityKey, a.EncryptionKey, a.TLSCertificate[:])
 	if !bytes.Equal(doc.UserData, want) || !bytes.Equal(doc.Nonce, []byte("nonce")) {
 		t.Fatal("document does not bind the identity, certificate and nonce")
+	}
+}
+
+// With bob down, alice's first choice of signers (alice, bob) gets no
+// answer; she proposes again without bob and signs with carol.
+func TestSignWithACosignerDown(t *testing.T) {
+	c := newCluster(t, fmt.Sprintf(blindPolicy, 1, true))
+	key := c.taprootKey(t)
+	c.net.SetRule(func(env *mpc.Envelope) mpctest.Action {
+		if env.From == "bob" || env.To == "bob" {
+			return mpctest.Drop
+		}
+		return mpctest.Deliver
+	})
+	digest := sha256.Sum256([]byte("bob is down"))
+	out := c.signDigest(t, "alice", key, digest[:])
+	if out.State != api.StateSucceeded || len(out.Signers) != 2 || out.Signers[1] != "carol" {
+		t.Fatalf("outcome %+v, want a signature by alice and carol", out)
+	}
+	pub := must(schnorr.ParsePubKey(key.Info.PublicKey))
+	if !must(schnorr.ParseSignature(out.Raw)).Verify(digest[:], pub) {
+		t.Fatal("btcd does not verify the signature")
+	}
+	// With carol down too, the threshold cannot be met.
+	c.net.SetRule(func(env *mpc.Envelope) mpctest.Action {
+		if env.From == "alice" {
+			return mpctest.Drop
+		}
+		return mpctest.Deliver
+	})
+	out = c.signDigest(t, "alice", key, digest[:])
+	if out.State != api.StateFailed || out.Reason != api.ReasonDeadlineExceeded {
+		t.Fatalf("outcome %+v, want a failure for want of signers", out)
 	}
 }

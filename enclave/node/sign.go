@@ -23,17 +23,15 @@ func (n *Node) Sign(ctx context.Context, req api.SignParams) (api.SignOutcome, e
 	if err != nil {
 		return api.SignOutcome{}, err
 	}
-	signers, err := n.signers(info)
-	if err != nil {
-		return api.SignOutcome{}, err
+	out := api.SignOutcome{Digests: parsed.Digests(), Created: n.cfg.Now()}
+	res, signers, err := n.proposeSign(ctx, info, req, len(parsed.Digests()))
+	out.Signers, out.Completed = signers, n.cfg.Now()
+	switch {
+	case errors.Is(err, api.ErrInvalidArgument), errors.Is(err, api.ErrFailedPrecondition):
+		return api.SignOutcome{}, err // the request never became an operation
+	case errors.Is(err, errNotEnoughSigners) && signers == nil:
+		return api.SignOutcome{}, fmt.Errorf("%w: %v", api.ErrFailedPrecondition, err)
 	}
-	p, err := n.signProposal(info, req, signers, len(parsed.Digests()))
-	if err != nil {
-		return api.SignOutcome{}, err
-	}
-	out := api.SignOutcome{Signers: signers, Digests: parsed.Digests(), Created: n.cfg.Now()}
-	res, err := n.cfg.Coord.Initiate(ctx, p)
-	out.Completed = n.cfg.Now()
 	if err != nil {
 		return n.failed(out, err), nil
 	}
@@ -44,6 +42,38 @@ func (n *Node) Sign(ctx context.Context, req api.SignParams) (api.SignOutcome, e
 	}
 	out.State = api.StateSucceeded
 	return out, nil
+}
+
+// errNotEnoughSigners means fewer than threshold parties are left to ask.
+var errNotEnoughSigners = errors.New("not enough cosigners answer to reach the threshold")
+
+// proposeSign proposes the sign to this cosigner and the next threshold-1
+// parties; parties that do not accept in time (coord.NoAnswerError) are
+// left out of the next attempt, until the threshold cannot be met. It
+// returns the result and the signers of the last attempt.
+func (n *Node) proposeSign(ctx context.Context, info mpc.KeyInfo, req api.SignParams, digests int) (coord.Result, []mpc.PartyID, error) {
+	down := map[mpc.PartyID]bool{}
+	var last []mpc.PartyID
+	for {
+		signers, err := n.signers(info, down)
+		if err != nil {
+			return coord.Result{}, last, err
+		}
+		p, err := n.signProposal(info, req, signers, digests)
+		if err != nil {
+			return coord.Result{}, signers, err
+		}
+		res, err := n.cfg.Coord.Initiate(ctx, p)
+		var none *coord.NoAnswerError
+		if !errors.As(err, &none) || len(none.Missing) == 0 || ctx.Err() != nil {
+			return res, signers, err
+		}
+		n.log.Warn("cosigners did not answer; proposing to others", "missing", none.Missing, "key", info.Key.String())
+		for _, m := range none.Missing {
+			down[m] = true
+		}
+		last = signers
+	}
 }
 
 // parse checks the payload against the key here, before any peer is asked.
@@ -78,9 +108,9 @@ func schemeFits(k mpc.Scheme, s payload.Scheme) bool {
 	return k == mpc.SchemeECDSA && s == payload.SchemeECDSA || k == mpc.SchemeTaproot && s == payload.SchemeSchnorr
 }
 
-// signers is this cosigner and the next threshold-1 parties of the key,
-// in the key's party order.
-func (n *Node) signers(info mpc.KeyInfo) ([]mpc.PartyID, error) {
+// signers is this cosigner and the next threshold-1 parties of the key
+// that are not down, in the key's party order.
+func (n *Node) signers(info mpc.KeyInfo, down map[mpc.PartyID]bool) ([]mpc.PartyID, error) {
 	if !slices.Contains(info.Parties, n.Self()) {
 		return nil, fmt.Errorf("%w: this cosigner holds no share of the key", api.ErrFailedPrecondition)
 	}
@@ -89,9 +119,12 @@ func (n *Node) signers(info mpc.KeyInfo) ([]mpc.PartyID, error) {
 		if len(out) == info.Threshold {
 			break
 		}
-		if p != n.Self() {
+		if p != n.Self() && !down[p] {
 			out = append(out, p)
 		}
+	}
+	if len(out) < info.Threshold {
+		return nil, errNotEnoughSigners
 	}
 	return out, nil
 }
@@ -131,7 +164,7 @@ func (n *Node) failed(out api.SignOutcome, err error) api.SignOutcome {
 	case errors.As(err, &own):
 		out.RefusedBy = n.Self()
 		out.State, out.Reason = refusalOutcome(own.Code)
-	case errors.Is(err, coord.ErrDeadline), errors.Is(err, mpc.ErrDeadline):
+	case errors.Is(err, errNotEnoughSigners), errors.Is(err, coord.ErrDeadline), errors.Is(err, mpc.ErrDeadline):
 		out.Reason = api.ReasonDeadlineExceeded
 	case errors.As(err, &abort):
 		out.Reason, out.Culprits = api.ReasonSessionAborted, slices.Clone(abort.Culprits)
