@@ -31,10 +31,17 @@ import (
 // failure instead of a skip (CI sets it).
 const RequiredEnv = "NITRO_S3SERVER_REQUIRED"
 
+// Region and the static credentials every test server accepts.
 const (
-	region    = "us-east-1"
-	accessKey = "nitro-test-access"
-	secretKey = "nitro-test-secret-key"
+	Region    = "us-east-1"
+	AccessKey = "nitro-test-access"
+	SecretKey = "nitro-test-secret-key"
+)
+
+const (
+	region    = Region
+	accessKey = AccessKey
+	secretKey = SecretKey
 )
 
 // Server is a running S3 server.
