@@ -118,6 +118,9 @@ func runCosigner(ctx context.Context, cfg Config, ks *keystore.Store, att nsm.At
 		}, 0)
 	})
 	g.Go(func() error { return serveAPI(ctx, cfg, c, ks, log) })
+	if err := c.node.EnableAllPools(ctx); err != nil {
+		log.Warn("presignature pools of stored keys not enabled", "err", err)
+	}
 	log.Info("cosigner running", "cosigner_id", string(c.ident.ID), "roster", c.roster)
 	return g.Wait()
 }
@@ -173,6 +176,14 @@ func (c *core) buildWire(cfg Config, roster *wire.Roster, att nsm.Attester, root
 	return c.peer.Open(coord.ControlSession, c.roster)
 }
 
+// proposePresign runs a pool refill through the coordinator, which opens
+// the session on every signer's wire layer before any frame flows.
+func (c *core) proposePresign(ctx context.Context, spec mpc.SessionSpec, key mpc.KeyID, epoch uint64) error {
+	_, err := c.coord.Initiate(ctx, coord.Proposal{Session: spec.ID, Op: coord.OpPresign, Parties: spec.Parties,
+		Key: key, Epoch: epoch, Deadline: spec.Deadline})
+	return err
+}
+
 // controlFrames raises the replay guard's per-session cap: every control
 // message of every proposal travels in coord.ControlSession.
 const controlFrames = 1 << 16
@@ -182,7 +193,8 @@ func (c *core) buildEngine(ctx context.Context, cfg Config, ks *keystore.Store, 
 	store := node.NewStore(ks)
 	c.mux = coord.NewMux(c.peer)
 	var err error
-	if c.engine, err = mpc.New(mpc.Config{Self: c.ident.ID, Transport: c.mux.Engine(), Store: store, Logger: log}); err != nil {
+	if c.engine, err = mpc.New(mpc.Config{Self: c.ident.ID, Transport: c.mux.Engine(), Store: store, Logger: log,
+		ProposePresign: c.proposePresign}); err != nil {
 		return err
 	}
 	pol, err := policyEngine(ks, cc)
@@ -200,7 +212,8 @@ func (c *core) buildEngine(ctx context.Context, cfg Config, ks *keystore.Store, 
 	if err := c.reportMember(cc, att, roots, approvalPub, log); err != nil {
 		return err
 	}
-	jcfg := judge.Config{Self: c.ident.ID, Keys: c.engine, Policy: pol, Audit: auditLog, Logger: log}
+	jcfg := judge.Config{Self: c.ident.ID, Keys: c.engine, Policy: pol, Audit: auditLog, Logger: log,
+		OnKeyCreated: func(k mpc.KeyInfo) { c.node.EnablePools(context.Background(), k) }}
 	if approver != nil {
 		jcfg.Approver = approver
 	}

@@ -29,6 +29,7 @@ type Engine interface {
 	FROSTKeygen(ctx context.Context, spec mpc.SessionSpec, threshold int) (mpc.KeyInfo, error)
 	Refresh(ctx context.Context, spec mpc.SessionSpec, key mpc.KeyID, epoch uint64) (mpc.KeyInfo, error)
 	Sign(ctx context.Context, spec mpc.SessionSpec, req mpc.SignRequest) (mpc.Signature, error)
+	Presign(ctx context.Context, spec mpc.SessionSpec, key mpc.KeyID, epoch uint64) (mpc.PresignatureID, error)
 }
 
 // Sessions opens and closes sessions on the wire layer; *enclave/peer.Peer
@@ -367,6 +368,8 @@ func (c *Coordinator) run(ctx context.Context, p *Proposal, task Task) (Result, 
 		res.Key, err = c.cfg.Engine.Refresh(ctx, spec, p.Key, p.Epoch)
 	case OpSign:
 		res.Signatures, err = c.signAll(ctx, p, task.Signs)
+	case OpPresign:
+		_, err = c.cfg.Engine.Presign(ctx, spec, p.Key, p.Epoch)
 	}
 	c.log.Debug("session ended", "op", p.Op.String(), "session", p.Session.String(), "ok", err == nil)
 	task.done(res, err)

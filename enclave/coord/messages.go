@@ -40,6 +40,7 @@ const (
 	OpFROSTKeygen               // FROST Taproot keygen
 	OpRefresh                   // CMP refresh
 	OpSign                      // ECDSA or Taproot sign
+	OpPresign                   // CMP presignature for a pool
 )
 
 func (o Op) String() string {
@@ -52,6 +53,8 @@ func (o Op) String() string {
 		return "refresh"
 	case OpSign:
 		return "sign"
+	case OpPresign:
+		return "presign"
 	}
 	return "unknown-op"
 }
@@ -88,7 +91,7 @@ func (p *Proposal) check(self, from mpc.PartyID, now time.Time) error {
 	switch {
 	case p.Session.IsZero() || p.Session == ControlSession:
 		return fmt.Errorf("%w: session ID", ErrInvalid)
-	case p.Op < OpKeygen || p.Op > OpSign:
+	case p.Op < OpKeygen || p.Op > OpPresign:
 		return fmt.Errorf("%w: unknown operation", ErrInvalid)
 	case len(p.Parties) < mpc.MinParties || len(p.Parties) > mpc.MaxParties:
 		return fmt.Errorf("%w: party count", ErrInvalid)

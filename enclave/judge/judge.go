@@ -41,6 +41,7 @@ import (
 type Keys interface {
 	Key(ctx context.Context, id mpc.KeyID) (mpc.KeyInfo, error)
 	DeriveKey(ctx context.Context, key mpc.KeyID, path []uint32) (mpc.DerivedKey, error)
+	PoolEnabled(key mpc.KeyID, signers []mpc.PartyID) bool
 }
 
 // Policy is the part of *policy.Engine the judge uses.
@@ -66,7 +67,10 @@ type Config struct {
 	Policy   Policy
 	Approver Approver // nil: no approval callback
 	Audit    Auditor
-	Logger   *slog.Logger
+	// OnKeyCreated, if set, is called after a keygen this party took part
+	// in stored its key (to enable presignature pools, say).
+	OnKeyCreated func(mpc.KeyInfo)
+	Logger       *slog.Logger
 }
 
 // Judge is the enclave's coord.Judge.
@@ -101,6 +105,8 @@ func (j *Judge) Judge(ctx context.Context, from mpc.PartyID, p *coord.Proposal) 
 		return j.keygen(p), nil
 	case coord.OpRefresh:
 		return j.refresh(ctx, p)
+	case coord.OpPresign:
+		return j.presign(ctx, p)
 	}
 	return coord.Task{}, &coord.Refusal{Code: coord.CodeInvalid, Err: errors.New("judge: unknown operation")}
 }
@@ -112,7 +118,27 @@ func (j *Judge) keygen(p *coord.Proposal) coord.Task {
 		}
 		j.auditAfter(auditfmt.Event{Type: auditfmt.KeyCreated, KeyID: res.Key.Key.String(),
 			RequestID: p.Session.String(), Details: keyDetails(res.Key)})
+		if j.cfg.OnKeyCreated != nil {
+			j.cfg.OnKeyCreated(res.Key)
+		}
 	}}
+}
+
+// presign joins a pool refill only for a pool this party refills itself:
+// the key's current epoch, its own signer set. A presignature signs
+// nothing by itself, so it is not audited; the sign that uses it is.
+func (j *Judge) presign(ctx context.Context, p *coord.Proposal) (coord.Task, error) {
+	info, err := j.cfg.Keys.Key(ctx, p.Key)
+	if err != nil {
+		return coord.Task{}, keyRefusal(err)
+	}
+	if info.Epoch != p.Epoch || info.Scheme != mpc.SchemeECDSA {
+		return coord.Task{}, &coord.Refusal{Code: coord.CodeUnknownKey, Err: errors.New("judge: presign names another epoch or scheme")}
+	}
+	if !j.cfg.Keys.PoolEnabled(p.Key, p.Parties) {
+		return coord.Task{}, &coord.Refusal{Code: coord.CodeBusy, Err: errors.New("judge: no pool for this signer set here")}
+	}
+	return coord.Task{}, nil
 }
 
 func (j *Judge) refresh(ctx context.Context, p *coord.Proposal) (coord.Task, error) {

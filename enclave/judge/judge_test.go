@@ -52,6 +52,8 @@ func (k keys) Key(_ context.Context, id mpc.KeyID) (mpc.KeyInfo, error) {
 	return k.info, nil
 }
 
+func (k keys) PoolEnabled(mpc.KeyID, []mpc.PartyID) bool { return false }
+
 func (k keys) DeriveKey(context.Context, mpc.KeyID, []uint32) (mpc.DerivedKey, error) {
 	return mpc.DerivedKey{}, errors.New("no derivation in this test")
 }

@@ -18,6 +18,13 @@ type Config struct {
 	Store     Store
 	// Pools tunes the presignature pools; zero values take defaults.
 	Pools PoolConfig
+	// ProposePresign, if set, replaces the engine's own presign proposal
+	// (a message to the other signers, then the session) for pool
+	// refills: it must run the presign session spec on every signer, this
+	// engine included, through Presign, which files the result in each
+	// party's pool. A coordination layer that must open sessions on the
+	// wire before any frame flows (enclave/coord) sets it.
+	ProposePresign func(ctx context.Context, spec SessionSpec, key KeyID, epoch uint64) error
 	// Logger receives debug lines about sessions and refills, never a
 	// secret. Nil discards them.
 	Logger *slog.Logger
@@ -30,6 +37,8 @@ type Engine struct {
 	tr      Transport
 	store   Store
 	poolCfg PoolConfig
+	// proposePresign is Config.ProposePresign.
+	proposePresign func(ctx context.Context, spec SessionSpec, key KeyID, epoch uint64) error
 	log     *slog.Logger
 	router  *router
 	now     func() time.Time
@@ -60,7 +69,7 @@ func New(cfg Config) (*Engine, error) {
 		log = slog.New(slog.DiscardHandler)
 	}
 	return &Engine{
-		self: cfg.Self, tr: cfg.Transport, store: cfg.Store,
+		self: cfg.Self, tr: cfg.Transport, store: cfg.Store, proposePresign: cfg.ProposePresign,
 		poolCfg: cfg.Pools.withDefaults(), log: log.With("party", string(cfg.Self)),
 		router: newRouter(time.Now), now: time.Now,
 		keys: map[KeyID]*keyState{}, pools: map[poolKey]*presigPool{},

@@ -191,6 +191,10 @@ func (e *Engine) proposeAndPresign(ctx context.Context, job refillJob) (*presig,
 	if err != nil {
 		return nil, err
 	}
+	if e.proposePresign != nil {
+		// The session files its presignature through Presign.
+		return nil, e.proposePresign(ctx, spec, job.key, job.epoch)
+	}
 	if err := e.sendProposal(ctx, id, job); err != nil {
 		return nil, err
 	}
@@ -211,8 +215,23 @@ func (e *Engine) finishRefill(job refillJob, ps *presig, err error) {
 	case err != nil:
 		p.failed(e.now())
 		e.log.Debug("mpc presign refill failed", "key", job.key.String(), "error", err.Error())
+	case ps == nil: // filed by Presign (Config.ProposePresign)
+		p.backoff = 0
 	case p.epoch == job.epoch:
 		p.backoff = 0
 		p.add(ps, e.poolCfg.capacity())
 	}
+}
+
+// PoolEnabled reports whether this party refills the pool of key and
+// signers: a coordination layer joins presign proposals only for those.
+func (e *Engine) PoolEnabled(key KeyID, signers []PartyID) bool {
+	parties, err := sortedParties(signers)
+	if err != nil {
+		return false
+	}
+	e.poolsMu.Lock()
+	defer e.poolsMu.Unlock()
+	p := e.pools[makePoolKey(key, parties)]
+	return p != nil && p.refill
 }

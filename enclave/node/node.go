@@ -54,6 +54,7 @@ type Engine interface {
 	Key(ctx context.Context, id mpc.KeyID) (mpc.KeyInfo, error)
 	DeriveKey(ctx context.Context, key mpc.KeyID, path []uint32) (mpc.DerivedKey, error)
 	ClaimPresignature(key mpc.KeyID, epoch uint64, signers []mpc.PartyID) (mpc.PresignatureID, bool)
+	EnablePool(ctx context.Context, key mpc.KeyID, signers []mpc.PartyID) error
 }
 
 // Initiator runs proposals; *coord.Coordinator satisfies it.

@@ -49,7 +49,8 @@ func (a admin) approve(doc []byte) policy.Approval {
 }
 
 type cluster struct {
-	nodes  map[mpc.PartyID]*node.Node
+	nodes   map[mpc.PartyID]*node.Node
+	engines map[mpc.PartyID]*mpc.Engine
 	audits map[mpc.PartyID]*audit.Log
 	net    *mpctest.Network
 	admins []admin
@@ -61,7 +62,7 @@ type cluster struct {
 // same admins (quorum 2) and the policy doc stored.
 func newCluster(t *testing.T, doc string) *cluster {
 	t.Helper()
-	c := &cluster{nodes: map[mpc.PartyID]*node.Node{}, audits: map[mpc.PartyID]*audit.Log{}, net: mpctest.NewNetwork(abc...)}
+	c := &cluster{nodes: map[mpc.PartyID]*node.Node{}, engines: map[mpc.PartyID]*mpc.Engine{}, audits: map[mpc.PartyID]*audit.Log{}, net: mpctest.NewNetwork(abc...)}
 	for range 3 {
 		pub, priv, _ := ed25519.GenerateKey(rand.Reader)
 		c.admins = append(c.admins, admin{pub, priv})
@@ -101,9 +102,18 @@ func (c *cluster) start(t *testing.T, ctx context.Context, wg *sync.WaitGroup, i
 	pol := must(policy.NewEngine(ks, policy.AdminSet{Keys: keys, Threshold: 2}, policy.Options{}))
 	mux := coord.NewMux(c.net.Transport(id))
 	store := node.NewStore(ks)
-	eng := must(mpc.New(mpc.Config{Self: id, Transport: mux.Engine(), Store: store}))
-	jdg := must(judge.New(judge.Config{Self: id, Keys: eng, Policy: pol, Audit: log}))
-	crd := must(coord.New(coord.Config{Self: id, Mux: mux, Sessions: noSessions{}, Engine: eng, Judge: jdg, AcceptTimeout: 2 * time.Second}))
+	var crd *coord.Coordinator
+	propose := func(ctx context.Context, spec mpc.SessionSpec, key mpc.KeyID, epoch uint64) error {
+		_, err := crd.Initiate(ctx, coord.Proposal{Session: spec.ID, Op: coord.OpPresign, Parties: spec.Parties,
+			Key: key, Epoch: epoch, Deadline: spec.Deadline})
+		return err
+	}
+	eng := must(mpc.New(mpc.Config{Self: id, Transport: mux.Engine(), Store: store, ProposePresign: propose,
+		Pools: mpc.PoolConfig{Target: 2, LowWater: 1}}))
+	jdg := must(judge.New(judge.Config{Self: id, Keys: eng, Policy: pol, Audit: log,
+		OnKeyCreated: func(k mpc.KeyInfo) { c.nodes[id].EnablePools(context.Background(), k) }}))
+	crd = must(coord.New(coord.Config{Self: id, Mux: mux, Sessions: noSessions{}, Engine: eng, Judge: jdg, AcceptTimeout: 2 * time.Second}))
+	c.engines[id] = eng
 	c.nodes[id] = must(node.New(node.Config{Identity: ident, Engine: eng, Coord: crd, Keystore: ks, Store: store,
 		Policy: pol, Audit: log, Attester: att, TLSCert: sha256.Sum256([]byte("cert")),
 		Roster: func() []mpc.PartyID { return abc }, KeygenTime: time.Minute, SignTime: 30 * time.Second}))
