@@ -51,10 +51,10 @@ func (a admin) approve(doc []byte) policy.Approval {
 type cluster struct {
 	nodes   map[mpc.PartyID]*node.Node
 	engines map[mpc.PartyID]*mpc.Engine
-	audits map[mpc.PartyID]*audit.Log
-	net    *mpctest.Network
-	admins []admin
-	roots  *x509.CertPool
+	audits  map[mpc.PartyID]*audit.Log
+	net     *mpctest.Network
+	admins  []admin
+	roots   *x509.CertPool
 }
 
 // newCluster runs three full enclave cores (keystore, engine, coordinator,
