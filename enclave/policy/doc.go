@@ -32,7 +32,7 @@
 // neither, every request for the key is refused. A rule set:
 //
 //	{
-//	  "kinds": ["eth_tx", "btc_taproot"],   // payload kinds allowed; empty: none
+//	  "kinds": ["eth-transaction", "taproot-psbt"],   // payload kinds allowed; empty: none
 //	  "chain_ids": [1, 8453],               // Ethereum chains allowed; empty: none
 //	  "any_destination": false,             // true: every destination not denied
 //	  "allow_destinations": ["0x..."],      // else only these (canonical compare)

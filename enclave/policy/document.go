@@ -8,6 +8,7 @@ import (
 	"math"
 	"math/big"
 	"slices"
+	"strings"
 	"time"
 )
 
@@ -203,11 +204,16 @@ func compileRuleSet(name string, rj ruleSetJSON) (*ruleSet, error) {
 	return rs, nil
 }
 
+// Kinds are the payload kinds a rule set may allow, as the signer names
+// them (enclave/payload's Kind.String). A document naming any other kind
+// is refused rather than silently allowing nothing.
+var Kinds = []string{"eth-transaction", "eip191", "eip712", "taproot-psbt", "raw-digest"}
+
 func compileKinds(kinds []string) (map[string]bool, error) {
 	out := make(map[string]bool, len(kinds))
 	for i, k := range kinds {
-		if !validKind(k) {
-			return nil, fmt.Errorf("[%d]: must be [a-z0-9][a-z0-9_.-]{0,63}", i)
+		if !slices.Contains(Kinds, k) {
+			return nil, fmt.Errorf("[%d]: unknown kind (want one of %s)", i, strings.Join(Kinds, ", "))
 		}
 		if out[k] {
 			return nil, fmt.Errorf("[%d]: repeated", i)

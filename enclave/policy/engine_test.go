@@ -106,10 +106,10 @@ func (f *fixture) newEngine(t *testing.T, store Store) *Engine {
 	return e
 }
 
-// engineDoc allows eth_tx and eip191 on chain 1 to allowedETH, at most
+// engineDoc allows eth-transaction and eip191 on chain 1 to allowedETH, at most
 // perTx wei per transaction and 2500 wei per hour.
 func engineDoc(version uint64, perTx int) string {
-	return fmt.Sprintf(`{"version":%d,"default":{"kinds":["eth_tx","eip191"],"chain_ids":[1],`+
+	return fmt.Sprintf(`{"version":%d,"default":{"kinds":["eth-transaction","eip191"],"chain_ids":[1],`+
 		`"allow_destinations":["%s"],"limits":[{"asset":"native","chain_id":1,"max_per_tx":"%d",`+
 		`"window_seconds":3600,"max_per_window":"2500"}]}}`, version, allowedETH, perTx)
 }
@@ -367,13 +367,16 @@ func TestEngineFailsClosed(t *testing.T) {
 	if n := len(f.spends(t, key1)); n != 0 {
 		t.Fatalf("%d spends recorded by a failed reservation", n)
 	}
-	for name, doc := range map[string]struct {
+	// In this order: stored versions must increase.
+	for _, doc := range []struct {
+		name    string
 		version uint64
 		raw     string
 	}{
-		"garbage":          {5, "not a policy"},
-		"version mismatch": {6, engineDoc(1, 1000)},
+		{"garbage", 5, "not a policy"},
+		{"version mismatch", 6, engineDoc(1, 1000)},
 	} {
+		name := doc.name
 		if err := f.ks.PutPolicy(ctx, doc.version, []byte(doc.raw)); err != nil {
 			t.Fatal(err)
 		}

@@ -24,8 +24,8 @@ type Transfer struct {
 // enclave's parsing of the payload, never from the coordinator or caller.
 type Request struct {
 	KeyID KeyID
-	// Kind is the payload kind (for example "eth_tx", "eip712",
-	// "btc_taproot", "raw_digest"); the rule set's kinds must list it.
+	// Kind is the payload kind (for example "eth-transaction", "eip712",
+	// "taproot-psbt", "raw-digest"); the rule set's kinds must list it.
 	Kind string
 	// ChainID is the Ethereum chain ID; nil for Bitcoin and for payloads
 	// bound to no chain.

@@ -46,12 +46,12 @@ func tokenTransfer(token, to string, amount int64) Transfer {
 
 // ethRequest sends amount wei on chain 1 from key1 to allowedETH.
 func ethRequest(amount int64) Request {
-	return Request{KeyID: key1, Kind: "eth_tx", ChainID: big.NewInt(1),
+	return Request{KeyID: key1, Kind: "eth-transaction", ChainID: big.NewInt(1),
 		Transfers: []Transfer{ethTransfer(allowedETH, amount)}, At: t0}
 }
 
 func btcRequest(to string, amount int64) Request {
-	return Request{KeyID: key1, Kind: "btc_taproot", At: t0,
+	return Request{KeyID: key1, Kind: "taproot-psbt", At: t0,
 		Transfers: []Transfer{{Asset: AssetBTC, To: to, Amount: big.NewInt(amount)}}}
 }
 
@@ -186,7 +186,7 @@ func tokenCases() []evalCase {
 }
 
 func flagCases() []evalCase {
-	blind := Request{KeyID: key1, Kind: "eth_tx", ChainID: big.NewInt(1), Blind: true, At: t0}
+	blind := Request{KeyID: key1, Kind: "eth-transaction", ChainID: big.NewInt(1), Blind: true, At: t0}
 	call := ethRequest(0)
 	call.ContractCall = true
 	return []evalCase{
@@ -197,7 +197,7 @@ func flagCases() []evalCase {
 
 func keyCases() []evalCase {
 	own := "keys/" + key2.String()
-	blind := Request{KeyID: key2, Kind: "raw_digest", Blind: true, At: t0}
+	blind := Request{KeyID: key2, Kind: "raw-digest", Blind: true, At: t0}
 	call := ethRequest(5000)
 	call.KeyID, call.ContractCall = key2, true
 	anyDest := withTransfers(call, ethTransfer(otherETH, 1))

@@ -20,7 +20,7 @@ func FuzzParse(f *testing.F) {
 	for _, seed := range []string{
 		string(example),
 		`{"version":1}`,
-		doc(`{"kinds":["eth_tx"],"chain_ids":[1],"any_destination":true,"limits":[{"asset":"native","chain_id":1,"max_per_tx":"5"}]}`),
+		doc(`{"kinds":["eth-transaction"],"chain_ids":[1],"any_destination":true,"limits":[{"asset":"native","chain_id":1,"max_per_tx":"5"}]}`),
 		doc(`{"limits":[{"asset":"btc","window_seconds":60,"max_per_window":"7"}],"deny_destinations":["BC1QAR0SRRR7XFKVY5L643LYDNW9RE59GTZZWF5MDQ"]}`),
 		`{"version":1,"version":2}`,
 		`{"Version":1}`,
