@@ -89,12 +89,19 @@ func (m memberJSON) member() (wire.Member, error) {
 	return wire.Member{ID: m.ID, Identity: id, Encryption: enc, PCRs: pcrs}, nil
 }
 
-// memberOf is a cosigner's own roster entry, with the PCRs of its own
-// attestation document.
+// rosterPCRs are the measurements a roster entry pins: the image (PCR0,
+// PCR1, PCR2) and its signing certificate (PCR8). PCR3 and PCR4 name the
+// IAM role and the instance, which would tie a peer to one host.
+var rosterPCRs = []int{0, 1, 2, 8}
+
+// memberOf is a cosigner's own roster entry, with the image PCRs of its
+// own attestation document.
 func memberOf(m wire.Member, approvalKey []byte) memberJSON {
 	pcrs := map[string]string{}
-	for i, v := range m.PCRs {
-		pcrs[strconv.Itoa(i)] = hex.EncodeToString(v)
+	for _, i := range rosterPCRs {
+		if v, ok := m.PCRs[i]; ok && !allZero(v) {
+			pcrs[strconv.Itoa(i)] = hex.EncodeToString(v)
+		}
 	}
 	return memberJSON{ID: m.ID, Identity: hex.EncodeToString(m.Identity), Encryption: hex.EncodeToString(m.Encryption.Bytes()),
 		PCRs: pcrs, ApprovalKey: hex.EncodeToString(approvalKey)}
@@ -107,4 +114,13 @@ func writeMember(path string, m memberJSON) error {
 		return err
 	}
 	return os.WriteFile(path, append(b, '\n'), 0o644)
+}
+
+func allZero(b []byte) bool {
+	for _, c := range b {
+		if c != 0 {
+			return false
+		}
+	}
+	return true
 }
