@@ -53,7 +53,7 @@
 //   - not grant kms:PutKeyPolicy (or any grant-creating action) to the role
 //     the host holds, or the host could rewrite the policy.
 //
-// A policy generator (`cosignerctl kms-policy`) is planned.
+// `cosignerctl kms-policy` prints such a policy for an image's PCRs.
 //
 // # Errors
 //

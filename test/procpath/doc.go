@@ -7,7 +7,8 @@
 //     parent/broker/natsdev, or a kfake Kafka cluster, both on loopback
 //     TCP; or goaws, the SQS emulator built by test/goaws, in a process
 //     of its own), the attestsim test CA, and the orchestrator, which
-//     plays the coordinator that does not exist yet;
+//     opens sessions on every enclave helper itself (the engine runs
+//     without enclave/coord here; test/e2e covers the coordinator);
 //   - one cosigner-parent process per cosigner (the binary built by
 //     TestMain, with -race when the tests run with it), running the
 //     relay between its enclave link (a unix socket) and the broker, and
