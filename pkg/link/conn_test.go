@@ -155,14 +155,18 @@ func rawServer(c net.Conn, v uint16, maxFrame uint32, recs ...Record) {
 }
 
 func TestPingPongAndKeepAlive(t *testing.T) {
-	e, p := connected(t, fast, fast)
+	// Ten pings per idle timeout: a loaded CI machine can stall a
+	// goroutine for longer than fast's 20 ms ping interval allows.
+	keep := fast
+	keep.PingInterval, keep.IdleTimeout = 100*time.Millisecond, time.Second
+	e, p := connected(t, keep, keep)
 	ctx, cancel := context.WithCancel(t.Context())
 	done := make(chan error, 1)
 	go func() { done <- p.KeepAlive(ctx) }()
 	// The enclave sees only the IN below; PINGs are answered inside Read,
 	// and the PONGs keep the parent's Read from going idle.
 	go func() {
-		time.Sleep(5 * fast.IdleTimeout / 2)
+		time.Sleep(5 * keep.IdleTimeout / 2)
 		p.Write(Record{Kind: KindIn, Seq: 1, Frame: []byte("late")})
 	}()
 	expectRead(t, e, Record{Kind: KindIn, Seq: 1, Frame: []byte("late")})
