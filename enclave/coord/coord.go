@@ -227,7 +227,39 @@ func (c *Coordinator) Initiate(ctx context.Context, p Proposal) (Result, error) 
 		return Result{}, err
 	}
 	c.sendAll(ctx, others, message{Type: msgGo, Session: p.Session})
-	return c.run(ctx, &p, task)
+	res, err := c.run(ctx, &p, task)
+	if err == nil && makesKey(p.Op) {
+		err = c.awaitStored(ctx, w, others)
+	}
+	return res, err
+}
+
+// makesKey reports whether op leaves a key or epoch every party must have
+// made durable before the initiator reports it done.
+func makesKey(op Op) bool { return op == OpKeygen || op == OpFROSTKeygen || op == OpRefresh }
+
+// awaitStored waits until every other party said its result is durable:
+// the engine returned it, which it does only after Store.PutKey. A party
+// that crashed before then never says so, and the initiator must not
+// report a key that lacks one of its shares. It waits AcceptTimeout at
+// most (each party stores within moments of the others).
+func (c *Coordinator) awaitStored(ctx context.Context, w *waiter, others []mpc.PartyID) error {
+	wait := time.NewTimer(c.cfg.AcceptTimeout)
+	defer wait.Stop()
+	stored := map[mpc.PartyID]bool{}
+	for len(stored) < len(others) {
+		select {
+		case a := <-w.ch:
+			if a.msg.Type == msgStored {
+				stored[a.from] = true
+			}
+		case <-wait.C:
+			return fmt.Errorf("%w: %v", ErrNotStored, missing(others, stored))
+		case <-ctx.Done():
+			return fmt.Errorf("%w: %v", ErrNotStored, missing(others, stored))
+		}
+	}
+	return nil
 }
 
 // judge asks the Judge and checks that a sign's task has as many requests
@@ -332,7 +364,9 @@ func (c *Coordinator) join(ctx context.Context, from mpc.PartyID, p *Proposal) {
 		task.done(Result{}, err)
 		return
 	}
-	_, _ = c.run(ctx, p, task)
+	if _, err := c.run(ctx, p, task); err == nil && makesKey(p.Op) {
+		_ = c.send(ctx, from, message{Type: msgStored, Session: p.Session})
+	}
 }
 
 func (c *Coordinator) awaitGo(ctx context.Context, id mpc.SessionID, w *waiter) error {

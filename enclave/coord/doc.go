@@ -22,6 +22,12 @@
 //  3. When every party has accepted, I sends "go" and starts the engine;
 //     each party starts on "go". On a refusal or the deadline, I sends
 //     "cancel" and fails with a [*RefusedError] or [ErrDeadline].
+//  4. For a keygen or refresh, each party sends "stored" to I once its
+//     engine call returned, which it does only after the new share is
+//     durable (mpc.Store.PutKey). I reports success only when every party
+//     has said so within AcceptTimeout of its own result, else it fails
+//     with [ErrNotStored]: a key one of whose shares was never stored (a
+//     party crashed in between) is never reported created.
 //
 // A sign makes Signs signatures (a PSBT needs one per input): each runs
 // as its own engine session ([SubSession]), all at once, and every party

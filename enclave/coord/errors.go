@@ -97,4 +97,9 @@ var (
 	ErrCancelled = errors.New("coord: the initiator cancelled the session")
 	// ErrBusy means this party runs as many sessions as it may.
 	ErrBusy = errors.New("coord: too many sessions in progress")
+	// ErrNotStored means the initiator's keygen or refresh finished but
+	// not every other party confirmed in time that its share is durable:
+	// the result must not be reported done (some shares may be missing;
+	// parties that stored keep theirs).
+	ErrNotStored = errors.New("coord: not every party confirmed its new share is stored")
 )

@@ -144,6 +144,8 @@ const (
 	msgRefuse
 	msgGo
 	msgCancel
+	// msgStored: a party's new key or epoch is durable (keygen, refresh).
+	msgStored
 )
 
 // message is a control frame's payload. Session names the session it is
@@ -192,7 +194,7 @@ func decode(b []byte) (message, error) {
 		return message{}, errMalformed
 	}
 	want := m.Type == msgPropose
-	if m.Type < msgPropose || m.Type > msgCancel || (m.Proposal != nil) != want ||
+	if m.Type < msgPropose || m.Type > msgStored || (m.Proposal != nil) != want ||
 		(want && m.Proposal.Session != m.Session) || (m.Type != msgRefuse && m.Code != 0) {
 		return message{}, errMalformed
 	}

@@ -130,10 +130,13 @@ func (j *Judge) keygen(p *coord.Proposal) coord.Task {
 func (j *Judge) presign(ctx context.Context, p *coord.Proposal) (coord.Task, error) {
 	info, err := j.cfg.Keys.Key(ctx, p.Key)
 	if err != nil {
-		return coord.Task{}, keyRefusal(err)
+		return coord.Task{}, j.keyRefusal(p, err)
 	}
-	if info.Epoch != p.Epoch || info.Scheme != mpc.SchemeECDSA {
-		return coord.Task{}, &coord.Refusal{Code: coord.CodeUnknownKey, Err: errors.New("judge: presign names another epoch or scheme")}
+	if info.Epoch != p.Epoch {
+		return coord.Task{}, j.epochRefusal(p, info.Epoch)
+	}
+	if info.Scheme != mpc.SchemeECDSA {
+		return coord.Task{}, &coord.Refusal{Code: coord.CodeUnknownKey, Err: errors.New("judge: presign names another scheme")}
 	}
 	if !j.cfg.Keys.PoolEnabled(p.Key, p.Parties) {
 		return coord.Task{}, &coord.Refusal{Code: coord.CodeBusy, Err: errors.New("judge: no pool for this signer set here")}
@@ -144,10 +147,13 @@ func (j *Judge) presign(ctx context.Context, p *coord.Proposal) (coord.Task, err
 func (j *Judge) refresh(ctx context.Context, p *coord.Proposal) (coord.Task, error) {
 	info, err := j.cfg.Keys.Key(ctx, p.Key)
 	if err != nil {
-		return coord.Task{}, keyRefusal(err)
+		return coord.Task{}, j.keyRefusal(p, err)
 	}
-	if info.Epoch != p.Epoch || !sameSet(info.Parties, p.Parties) {
-		return coord.Task{}, &coord.Refusal{Code: coord.CodeUnknownKey, Err: errors.New("judge: refresh names another epoch or party set")}
+	if info.Epoch != p.Epoch {
+		return coord.Task{}, j.epochRefusal(p, info.Epoch)
+	}
+	if !sameSet(info.Parties, p.Parties) {
+		return coord.Task{}, &coord.Refusal{Code: coord.CodeUnknownKey, Err: errors.New("judge: refresh names another party set")}
 	}
 	return coord.Task{Done: func(res coord.Result, err error) {
 		if err == nil {
@@ -167,11 +173,45 @@ func (j *Judge) auditAfter(ev auditfmt.Event) {
 	}
 }
 
-func keyRefusal(err error) error {
-	if errors.Is(err, mpc.ErrKeyNotFound) {
-		return &coord.Refusal{Code: coord.CodeUnknownKey, Err: err}
+// keyRefusal refuses a proposal about a key this party cannot load. A
+// key it does not hold while a peer does is logged for the operator: this
+// party's sealed state may be older than its peers' (restored from an
+// older copy of its S3 state), or it never finished that keygen.
+func (j *Judge) keyRefusal(p *coord.Proposal, err error) error {
+	if !errors.Is(err, mpc.ErrKeyNotFound) {
+		return err
 	}
-	return err
+	j.log.Log(context.Background(), mismatchLevel(p), "a peer proposed a key this cosigner does not hold; refused. If this "+
+		"cosigner's sealed state was restored from an older copy of its S3 state (a rollback), it lacks keys made since: "+
+		"see docs/reliability.md, Rollback", "key", p.Key.String(), "op", p.Op.String(), "session", p.Session.String())
+	return &coord.Refusal{Code: coord.CodeUnknownKey, Err: err}
+}
+
+// mismatchLevel is WARN for a sign or refresh a client asked for, INFO for
+// a pool refill: right after a keygen or refresh the pool's proposer may
+// ask before this party has stored the key or its new epoch, and backs off.
+func mismatchLevel(p *coord.Proposal) slog.Level {
+	if p.Op == coord.OpPresign {
+		return slog.LevelInfo
+	}
+	return slog.LevelWarn
+}
+
+// epochRefusal refuses a proposal naming another epoch of a key than the
+// one this party holds, and tells the operator which side is behind: a
+// share of an older epoch is never used with the shares of a newer one.
+func (j *Judge) epochRefusal(p *coord.Proposal, held uint64) error {
+	attrs := []any{"key", p.Key.String(), "op", p.Op.String(), "session", p.Session.String(),
+		"epoch_held", held, "epoch_proposed", p.Epoch}
+	if held < p.Epoch {
+		j.log.Log(context.Background(), mismatchLevel(p), "this cosigner holds an older epoch of the key than the proposer: "+
+			"its sealed state is probably older than its peers' (restored from an older copy of its S3 state, a rollback); "+
+			"it refuses to use its stale share. See docs/reliability.md, Rollback", attrs...)
+	} else {
+		j.log.Log(context.Background(), mismatchLevel(p), "the proposer names an older epoch of the key than this cosigner "+
+			"holds: the proposer's sealed state is probably older (a rollback); refused. See docs/reliability.md, Rollback", attrs...)
+	}
+	return &coord.Refusal{Code: coord.CodeUnknownKey, Err: fmt.Errorf("judge: the proposal names epoch %d, this party holds %d", p.Epoch, held)}
 }
 
 func sameSet(a, b []mpc.PartyID) bool {

@@ -117,10 +117,10 @@ func (j *Judge) prepare(ctx context.Context, from mpc.PartyID, p *coord.Proposal
 	}
 	key, err := j.cfg.Keys.Key(ctx, p.Key)
 	if err != nil {
-		return nil, keyRefusal(err)
+		return nil, j.keyRefusal(p, err)
 	}
 	if key.Epoch != p.Epoch {
-		return nil, &coord.Refusal{Code: coord.CodeUnknownKey, Err: errors.New("judge: the proposal names another epoch")}
+		return nil, j.epochRefusal(p, key.Epoch)
 	}
 	pub := key.PublicKey
 	if len(req.Path) > 0 {

@@ -225,6 +225,11 @@ func (e *Engine) signPresigned(ctx context.Context, spec SessionSpec, parties []
 	if err != nil {
 		return Signature{}, err
 	}
+	// One line per consumption, with the presignature's public ID (its
+	// presign session's ID): the record that lets an operator or a test
+	// check that no presignature was ever used twice.
+	e.log.Info("presignature consumed", "key", req.Key.String(), "epoch", req.Epoch,
+		"presignature", req.Presignature.String(), "session", spec.ID.String())
 	start := cmp.PresignOnline(ks.cmp, ps.ps, req.Digest, nil)
 	res, err := e.runSession(ctx, OpSignPresigned, spec, parties, start)
 	if err != nil {

@@ -199,6 +199,8 @@ func sessionErr(err error) error {
 		return fmt.Errorf("%w: the parties did not finish in time", api.ErrDeadline)
 	case errors.Is(err, coord.ErrBusy):
 		return fmt.Errorf("%w: busy", api.ErrUnavailable)
+	case errors.Is(err, coord.ErrNotStored):
+		return fmt.Errorf("%w: not every party confirmed its new share is stored", api.ErrAborted)
 	}
 	var abort *mpc.AbortError
 	var peer *mpc.PeerAbortError

@@ -143,7 +143,9 @@
 // and refuses its frames for two windows (DropSessionEnded); the Sessions
 // provider forgetting the session refuses them for good
 // (DropNotInSession). Sequence numbers come from one counter per Signer,
-// so they never repeat within the Signer's life.
+// so they never repeat within the Signer's life; it starts at a random
+// 62-bit value, so a restarted process's new Signer does not repeat its
+// predecessor's numbers in a long-lived session either.
 //
 // # Reliable broadcast: what multi-party-sig does and what remains
 //

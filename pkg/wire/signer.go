@@ -4,6 +4,7 @@ import (
 	"bytes"
 	"crypto/rand"
 	"crypto/subtle"
+	"encoding/binary"
 	"errors"
 	"fmt"
 	"sync"
@@ -78,10 +79,27 @@ func NewSigner(cfg SignerConfig) (*Signer, error) {
 	if s.clock == nil {
 		s.clock = time.Now
 	}
+	if s.seq, err = firstSeq(); err != nil {
+		return nil, err
+	}
 	if err := s.SetAttestation(cfg.Attestation); err != nil {
 		return nil, err
 	}
 	return s, nil
+}
+
+// firstSeq is where a Signer's sequence numbers start: a random 62-bit
+// number, not 0. A cosigner that restarts gets a new Signer for the same
+// identity and the same long-lived sessions (coord's control session);
+// counting from 1 again would repeat its predecessor's (session, sender,
+// round, seq) keys, and receivers would drop its frames as replays for up
+// to two windows. Two random starts collide with negligible probability.
+func firstSeq() (uint64, error) {
+	var b [8]byte
+	if _, err := rand.Read(b[:]); err != nil {
+		return 0, fmt.Errorf("wire: signer: %w", err)
+	}
+	return binary.BigEndian.Uint64(b[:]) >> 2, nil
 }
 
 func checkSignerConfig(cfg SignerConfig) error {
