@@ -29,6 +29,7 @@ func run() int {
 		showVer bool
 		simPCRs = cliflag.PCRs{}
 		simCA   string
+		logFwd  string
 	)
 	fs := flag.NewFlagSet("cosigner-enclave", flag.ContinueOnError)
 	fs.Usage = func() {
@@ -64,8 +65,10 @@ func run() int {
 	fs.StringVar(&co.ApprovalHandlerKey, "approval-handler-key", "", "PEM `file` of the approval handler's pinned public key (P-256 or RSA)")
 	fs.StringVar(&co.ApprovalAudience, "approval-audience", "approval-handler", "the approval handler's name (JWT audience)")
 	fs.StringVar(&co.ApprovalCA, "approval-ca", "", "PEM `file` of the roots the approval handler's TLS certificate chains to (default: system roots)")
+	fs.StringVar(&co.MetricsListen, "metrics-listen", "", "`addr` serving GET /metrics for the parent to relay (vsock://4294967295:PORT in an enclave; empty: off)")
 	fs.StringVar(&logCfg.Format, "log-format", "json", "log format: json or text")
 	fs.StringVar(&logCfg.Level, "log-level", "info", "log level: debug, info, warn or error")
+	fs.StringVar(&logFwd, "log-forward", "", "also send log lines to the parent at this `addr` (its --enclave-logs-listen; vsock://3:PORT in an enclave, which has no console); empty: stderr only")
 	fs.BoolVar(&showVer, "version", false, "print the version and exit")
 	if err := fs.Parse(os.Args[1:]); err != nil {
 		if errors.Is(err, flag.ErrHelp) {
@@ -90,8 +93,18 @@ func run() int {
 		}
 		cfg.Simulator.CA = b
 	}
-	log, err := logging.New(os.Stderr, logCfg)
+	logOut, stopLog, err := logOutput(logFwd)
 	if err != nil {
+		fmt.Fprintln(os.Stderr, "cosigner-enclave:", err)
+		return 2
+	}
+	defer stopLog()
+	log, err := logging.New(logOut, logCfg)
+	if err != nil {
+		fmt.Fprintln(os.Stderr, "cosigner-enclave:", err)
+		return 2
+	}
+	if err := armFailpoints(log); err != nil {
 		fmt.Fprintln(os.Stderr, "cosigner-enclave:", err)
 		return 2
 	}

@@ -37,6 +37,13 @@ when its address is set:
   ingress   --ingress-listen, --ingress-enclave: the public API port,
             forwarded at layer 4
   health    --health-listen: /healthz and /readyz
+  metrics   --metrics-listen: GET /metrics, the parent's series and, with
+            --enclave-metrics, the enclave's (fetched on each scrape)
+  enclave-logs --enclave-logs-listen: the enclave's log lines, logged again
+  supervise --enclave-eif, --enclave-cpus, --enclave-memory: start the
+            enclave with nitro-cli, refuse an image whose PCRs differ from
+            --expect-pcr, probe it, restart it with backoff, terminate it
+            on shutdown (off without --enclave-eif)
 
 Addresses are vsock://CID:PORT, tcp://HOST:PORT or unix:///PATH.
 --broker-prefix is the NATS subject prefix (up to 128 bytes of dot-separated
@@ -118,11 +125,15 @@ func parseFlags(args []string, stderr io.Writer) (app.Config, logging.Config, bo
 	fs.StringVar(&cfg.IngressEnclave, "ingress-enclave", "", "the enclave's API `addr` (vsock://CID:PORT on EC2)")
 	fs.StringVar(&cfg.HealthListen, "health-listen", "", "tcp:// `addr` of /healthz and /readyz (empty: off)")
 	fs.DurationVar(&cfg.ShutdownTimeout, "shutdown-timeout", app.DefaultShutdownTimeout, "how long components may take to stop after SIGINT or SIGTERM")
+	enclaveFlags(fs, &cfg)
 	fs.StringVar(&logCfg.Format, "log-format", "json", "log format: json or text")
 	fs.StringVar(&logCfg.Level, "log-level", "info", "log level: debug, info, warn or error")
 	fs.BoolVar(&showVer, "version", false, "print the version and exit")
 	if err := fs.Parse(args); err != nil {
 		return cfg, logCfg, false, err
+	}
+	if len(cfg.ExpectPCRs) == 0 {
+		cfg.ExpectPCRs = nil
 	}
 	if fs.NArg() > 0 {
 		fmt.Fprintf(stderr, "cosigner-parent: unexpected argument %q\n", fs.Arg(0))

@@ -43,6 +43,19 @@ func TestExitStatus(t *testing.T) {
 		{"empty seed", []string{"--broker", "kafka", "--cosigner-id", "a", "--enclave-link", "tcp://127.0.0.1:0",
 			"--kafka-brokers", "k:9092,"}, 2, `--kafka-brokers: "": want HOST:PORT`},
 		{"unbindable", []string{"--health-listen", "tcp://192.0.2.1:1"}, 1, "cosigner-parent failed"},
+		{"cpus without image", []string{"--health-listen", "tcp://127.0.0.1:0", "--enclave-cpus", "2"}, 2, "--enclave-cpus is set but --enclave-eif is not"},
+		{"image without memory", []string{"--enclave-eif", "x.eif", "--enclave-cpus", "2"}, 2, "--enclave-memory: required"},
+		{"bad cpus", []string{"--enclave-cpus", "two"}, 2, "--enclave-cpus"},
+		{"bad cid", []string{"--enclave-cid", "4294967296"}, 2, "--enclave-cid"},
+		{"bad pcr", []string{"--expect-pcr", "0=abcd"}, 2, "PCR0 is 2 bytes"},
+		{"pcr 4", []string{"--enclave-eif", "x.eif", "--enclave-cpus", "2", "--enclave-memory", "512",
+			"--expect-pcr", "4=" + strings.Repeat("ab", 48)}, 2, "--expect-pcr: PCR4"},
+		{"bad backoff", []string{"--enclave-restart-max-backoff", "forever"}, 2, "--enclave-restart-max-backoff"},
+		{"vsock ingress, no cid", []string{"--enclave-eif", "x.eif", "--enclave-cpus", "2", "--enclave-memory", "512",
+			"--ingress-listen", "tcp://127.0.0.1:0", "--ingress-enclave", "vsock://16:8443"}, 2, "--enclave-cid: required"},
+		{"enclave metrics alone", []string{"--enclave-metrics", "vsock://16:9100", "--health-listen", "tcp://127.0.0.1:0"}, 2, "--metrics-listen is not"},
+		{"no nitro-cli", []string{"--enclave-eif", "x.eif", "--enclave-cpus", "2", "--enclave-memory", "512",
+			"--nitro-cli", "/nonexistent/nitro-cli"}, 1, "supervise"},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {

@@ -26,12 +26,14 @@ import (
 	"github.com/nitro-cosigner/nitro-cosigner/enclave/judge"
 	"github.com/nitro-cosigner/nitro-cosigner/enclave/keystore"
 	"github.com/nitro-cosigner/nitro-cosigner/enclave/link"
+	enclavemetrics "github.com/nitro-cosigner/nitro-cosigner/enclave/metrics"
 	"github.com/nitro-cosigner/nitro-cosigner/enclave/mpc"
 	"github.com/nitro-cosigner/nitro-cosigner/enclave/node"
 	"github.com/nitro-cosigner/nitro-cosigner/enclave/nsm"
 	"github.com/nitro-cosigner/nitro-cosigner/enclave/peer"
 	"github.com/nitro-cosigner/nitro-cosigner/enclave/policy"
 	"github.com/nitro-cosigner/nitro-cosigner/pkg/attestation"
+	"github.com/nitro-cosigner/nitro-cosigner/pkg/metrics"
 	"github.com/nitro-cosigner/nitro-cosigner/pkg/transport"
 	"github.com/nitro-cosigner/nitro-cosigner/pkg/wire"
 )
@@ -61,6 +63,9 @@ type CosignerConfig struct {
 	// set, is the PEM file of the roots its TLS certificate must chain to
 	// (default: the system roots).
 	ApprovalURL, ApprovalHandlerKey, ApprovalAudience, ApprovalCA string
+	// MetricsListen, if set, is where GET /metrics serves the enclave's
+	// Prometheus metrics (vsock://4294967295:PORT; the parent relays them).
+	MetricsListen string
 }
 
 func (c CosignerConfig) enabled() bool { return c.Roster != "" }
@@ -71,7 +76,11 @@ func (c CosignerConfig) check() error {
 	if !c.enabled() {
 		return nil
 	}
-	for name, v := range map[string]string{"parent link": c.ParentLink, "API address": c.APIListen} {
+	addrs := map[string]string{"parent link": c.ParentLink, "API address": c.APIListen}
+	if c.MetricsListen != "" {
+		addrs["metrics address"] = c.MetricsListen
+	}
+	for name, v := range addrs {
 		if _, err := transport.ParseAddr(v); err != nil {
 			return fmt.Errorf("%w: %s: %v", ErrConfig, name, err)
 		}
@@ -98,6 +107,11 @@ type core struct {
 	coord  *coord.Coordinator
 	node   *node.Node
 	cert   *api.ServerCert
+
+	metrics *enclavemetrics.Metrics
+	// attest asks the NSM for the frame identity's document (counted in
+	// metrics).
+	attest peer.AttestFunc
 }
 
 // runCosigner builds the cosigner over the open keystore and runs it until
@@ -112,12 +126,11 @@ func runCosigner(ctx context.Context, cfg Config, ks *keystore.Store, att nsm.At
 	g.Go(func() error { return c.mux.Run(ctx) })
 	g.Go(func() error { return c.engine.Run(ctx) })
 	g.Go(func() error { return c.coord.Run(ctx) })
-	g.Go(func() error {
-		return c.peer.KeepAttested(ctx, func(context.Context) ([]byte, error) {
-			return att.Attest(nsm.Request{UserData: c.ident.FrameBinding()})
-		}, 0)
-	})
+	g.Go(func() error { return c.peer.KeepAttested(ctx, c.attest, 0) })
 	g.Go(func() error { return serveAPI(ctx, cfg, c, ks, log) })
+	if cfg.Cosigner.MetricsListen != "" {
+		g.Go(func() error { return serveMetrics(ctx, cfg, c, ks, log) })
+	}
 	if err := c.node.EnableAllPools(ctx); err != nil {
 		log.Warn("presignature pools of stored keys not enabled", "err", err)
 	}
@@ -137,7 +150,10 @@ func buildCore(ctx context.Context, cfg Config, ks *keystore.Store, att nsm.Atte
 	if err != nil {
 		return nil, err
 	}
-	c := &core{ident: ident, roster: ids}
+	c := &core{ident: ident, roster: ids, metrics: newMetrics(cfg)}
+	c.attest = c.metrics.Attest(func(context.Context) ([]byte, error) {
+		return att.Attest(nsm.Request{UserData: c.ident.FrameBinding()})
+	})
 	if err := c.buildWire(cfg, roster, att, roots, log); err != nil {
 		return nil, err
 	}
@@ -145,7 +161,7 @@ func buildCore(ctx context.Context, cfg Config, ks *keystore.Store, att nsm.Atte
 }
 
 func (c *core) buildWire(cfg Config, roster *wire.Roster, att nsm.Attester, roots *x509.CertPool, log *slog.Logger) error {
-	doc, err := att.Attest(nsm.Request{UserData: c.ident.FrameBinding()})
+	doc, err := c.attest(context.Background())
 	if err != nil {
 		return fmt.Errorf("attesting the frame identity: %w", err)
 	}
@@ -164,7 +180,8 @@ func (c *core) buildWire(cfg Config, roster *wire.Roster, att nsm.Attester, root
 		return fmt.Errorf("%w: parent link: %v", ErrConfig, err)
 	}
 	lazy := &lazyLink{}
-	c.peer, err = peer.New(peer.Config{Self: c.ident.ID, Signer: signer, Receiver: recv, Sessions: sessions, Link: lazy, Logger: log})
+	c.peer, err = peer.New(peer.Config{Self: c.ident.ID, Signer: signer, Receiver: recv, Sessions: sessions, Link: lazy, Logger: log,
+		OnAccept: c.metrics.FrameAccepted})
 	if err != nil {
 		return err
 	}
@@ -193,8 +210,8 @@ func (c *core) buildEngine(ctx context.Context, cfg Config, ks *keystore.Store, 
 	store := node.NewStore(ks)
 	c.mux = coord.NewMux(c.peer)
 	var err error
-	if c.engine, err = mpc.New(mpc.Config{Self: c.ident.ID, Transport: c.mux.Engine(), Store: store, Logger: log,
-		ProposePresign: c.proposePresign}); err != nil {
+	if c.engine, err = mpc.New(mpc.Config{Self: c.ident.ID, Transport: c.metrics.Transport(c.mux.Engine()), Store: store, Logger: log,
+		ProposePresign: c.proposePresign, OnSessionEnd: c.metrics.SessionEnded}); err != nil {
 		return err
 	}
 	pol, err := policyEngine(ks, cc)
@@ -215,7 +232,7 @@ func (c *core) buildEngine(ctx context.Context, cfg Config, ks *keystore.Store, 
 	jcfg := judge.Config{Self: c.ident.ID, Keys: c.engine, Policy: pol, Audit: auditLog, Logger: log,
 		OnKeyCreated: func(k mpc.KeyInfo) { c.node.EnablePools(context.Background(), k) }}
 	if approver != nil {
-		jcfg.Approver = approver
+		jcfg.Approver = c.metrics.Approver(approver)
 	}
 	jdg, err := judge.New(jcfg)
 	if err != nil {
@@ -422,4 +439,34 @@ func certPool(path string) (*x509.CertPool, error) {
 		return nil, errors.New("no certificate in the file")
 	}
 	return pool, nil
+}
+
+// Metrics (enclave/metrics): the registry is built with the core so that
+// the engine, peer and approval hooks feed it; it is served only with
+// MetricsListen.
+
+// newMetrics returns the enclave's metrics; build_info says which attester
+// runs.
+func newMetrics(cfg Config) *enclavemetrics.Metrics {
+	attester := cfg.NSM
+	if attester == "" {
+		attester = NSMDevice
+	}
+	return enclavemetrics.New(map[string]string{"nsm": attester})
+}
+
+// serveMetrics serves GET /metrics on MetricsListen until ctx ends.
+func serveMetrics(ctx context.Context, cfg Config, c *core, ks *keystore.Store, log *slog.Logger) error {
+	err := c.metrics.Watch(enclavemetrics.Sources{
+		Pools: c.engine.Pools, Peer: c.peer.Stats, Link: c.client.Stats, Replication: ks.ReplicationStats,
+	})
+	if err != nil {
+		return fmt.Errorf("metrics: %w", err)
+	}
+	l, err := transport.Listen(ctx, cfg.Cosigner.MetricsListen)
+	if err != nil {
+		return fmt.Errorf("metrics listener: %w", err)
+	}
+	log.Info("metrics listening", "addr", cfg.Cosigner.MetricsListen)
+	return metrics.Serve(ctx, l, c.metrics.Gatherer(), log)
 }

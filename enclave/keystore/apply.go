@@ -6,6 +6,7 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"time"
 
 	"github.com/nitro-cosigner/nitro-cosigner/pkg/failpoint"
 	"github.com/nitro-cosigner/nitro-cosigner/pkg/secret"
@@ -96,7 +97,9 @@ func (s *Store) replicate(ctx context.Context, rec Record) error {
 	if s.repl == nil {
 		return nil
 	}
+	began := time.Now()
 	err := s.repl.Replicate(ctx, rec)
+	s.rstats.replicate(began, err)
 	if err == nil {
 		return s.replicated(rec.Seq)
 	}
@@ -183,6 +186,7 @@ func (s *Store) maybeCompact(ctx context.Context, seq uint64) {
 		return
 	}
 	err := c.Compact(ctx, s.snapshotLocked)
+	s.rstats.compact(err)
 	if err == nil {
 		return
 	}

@@ -57,6 +57,8 @@ type Store struct {
 
 	mu   sync.Mutex
 	halt error // non-nil once the store refuses mutations (fenced, closed)
+
+	rstats replStats // for ReplicationStats
 }
 
 // Create makes a new, empty keystore database in dir (created with mode

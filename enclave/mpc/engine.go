@@ -25,8 +25,13 @@ type Config struct {
 	// party's pool. A coordination layer that must open sessions on the
 	// wire before any frame flows (enclave/coord) sets it.
 	ProposePresign func(ctx context.Context, spec SessionSpec, key KeyID, epoch uint64) error
-	// Logger receives debug lines about sessions and refills, never a
-	// secret. Nil discards them.
+	// OnSessionEnd, if set, is called once for every session this engine
+	// ran, when it ends, on the session's goroutine (for metrics). It must
+	// not block.
+	OnSessionEnd func(SessionEnd)
+	// Logger receives debug lines about sessions and refills and one info
+	// line per presignature consumed (its public ID), never a secret. Nil
+	// discards them.
 	Logger *slog.Logger
 }
 
@@ -42,6 +47,8 @@ type Engine struct {
 	log            *slog.Logger
 	router         *router
 	now            func() time.Time
+
+	onEnd func(SessionEnd) // Config.OnSessionEnd
 
 	keysMu sync.Mutex
 	keys   map[KeyID]*keyState
@@ -70,6 +77,7 @@ func New(cfg Config) (*Engine, error) {
 	}
 	return &Engine{
 		self: cfg.Self, tr: cfg.Transport, store: cfg.Store, proposePresign: cfg.ProposePresign,
+		onEnd:   cfg.OnSessionEnd,
 		poolCfg: cfg.Pools.withDefaults(), log: log.With("party", string(cfg.Self)),
 		router: newRouter(time.Now), now: time.Now,
 		keys: map[KeyID]*keyState{}, pools: map[poolKey]*presigPool{},

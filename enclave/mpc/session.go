@@ -319,6 +319,9 @@ func (e *Engine) runSession(ctx context.Context, op Op, spec SessionSpec, partie
 	began := time.Now()
 	res, err := s.run(ctx, start)
 	e.logSession(s, began, err)
+	if e.onEnd != nil {
+		e.onEnd(SessionEnd{Session: s.id, Op: op, Took: time.Since(began), Err: err})
+	}
 	if err != nil {
 		return nil, wrapSessionErr(op, spec.ID, err)
 	}
@@ -334,6 +337,16 @@ func wrapSessionErr(op Op, id SessionID, err error) error {
 		return err
 	}
 	return sessionErr(op, id, err)
+}
+
+// SessionEnd describes a session that ended, for Config.OnSessionEnd. Err
+// is nil for a success, else the session's error (an *AbortError, a
+// *PeerAbortError, ErrDeadline, a context error, ...).
+type SessionEnd struct {
+	Session SessionID
+	Op      Op
+	Took    time.Duration
+	Err     error
 }
 
 func (e *Engine) logSession(s *session, began time.Time, err error) {

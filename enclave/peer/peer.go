@@ -7,6 +7,9 @@ import (
 	"log/slog"
 	"slices"
 	"sync/atomic"
+	"time"
+
+	"golang.org/x/time/rate"
 
 	"github.com/nitro-cosigner/nitro-cosigner/enclave/mpc"
 	"github.com/nitro-cosigner/nitro-cosigner/pkg/wire"
@@ -51,7 +54,13 @@ type Config struct {
 	// QueueLen bounds accepted envelopes not yet received by the engine
 	// (default DefaultQueueLen).
 	QueueLen int
-	// Logger receives drop reasons at debug level, never a payload.
+	// OnAccept, if set, is called for every accepted frame with its
+	// authenticated sender and the sender's timestamp (for metrics: the
+	// frame's time through both parents and the broker, plus clock skew).
+	// It must not block.
+	OnAccept func(from mpc.PartyID, sent time.Time)
+	// Logger receives drop reasons (at WARN for frames that mean
+	// misbehaviour, rate-limited; else at DEBUG), never a payload.
 	Logger *slog.Logger
 }
 
@@ -69,6 +78,8 @@ type Peer struct {
 	log      *slog.Logger
 	attach   bool
 	queue    chan mpc.Envelope
+	warn     *rate.Limiter // WARN lines about refused frames
+	onAccept func(from mpc.PartyID, sent time.Time)
 
 	sent, sendFailed, queued, queueFull, refreshed atomic.Uint64
 }
@@ -99,6 +110,7 @@ func New(cfg Config) (*Peer, error) {
 	return &Peer{
 		self: cfg.Self, signer: cfg.Signer, recv: cfg.Receiver, sessions: cfg.Sessions,
 		link: cfg.Link, attach: !cfg.LeanAttach, log: log.With("party", string(cfg.Self)), queue: make(chan mpc.Envelope, n),
+		onAccept: cfg.OnAccept, warn: rate.NewLimiter(rate.Every(warnEvery), warnBurst),
 	}, nil
 }
 
@@ -183,8 +195,11 @@ func (p *Peer) seal(env mpc.Envelope) ([]byte, error) {
 func (p *Peer) Deliver(_ context.Context, frame []byte) {
 	msg, err := p.recv.Receive(frame)
 	if err != nil {
-		p.log.Debug("frame dropped", "reason", reason(err))
+		p.logDrop(err)
 		return
+	}
+	if p.onAccept != nil {
+		p.onAccept(mpc.PartyID(msg.From), msg.Time)
 	}
 	select {
 	case p.queue <- p.envelope(msg):
@@ -195,13 +210,40 @@ func (p *Peer) Deliver(_ context.Context, frame []byte) {
 	}
 }
 
-func reason(err error) string {
+// logDrop names a refused frame's reason in the log: at WARN when it
+// means a peer or the host misbehaves (a forged, altered, misrouted or
+// unattested frame), at most warnBurst lines at once and one a second
+// after that, so a flood cannot fill the log; at DEBUG otherwise (a copy
+// or a late frame, which at-least-once brokers deliver routinely) and
+// past the WARN rate. Every drop is counted in Stats either way.
+func (p *Peer) logDrop(err error) {
 	var d *wire.DropError
-	if errors.As(err, &d) {
-		return d.Reason.String()
+	if !errors.As(err, &d) {
+		p.log.Debug("frame dropped", "reason", "unknown")
+		return
 	}
-	return "unknown"
+	if suspicious(d.Reason) && p.warn.Allow() {
+		p.log.Warn("frame dropped", "reason", d.Reason.String())
+		return
+	}
+	p.log.Debug("frame dropped", "reason", d.Reason.String())
 }
+
+// suspicious reports whether a drop reason means misbehaviour rather than
+// redelivery.
+func suspicious(r wire.DropReason) bool {
+	switch r {
+	case wire.DropReplay, wire.DropSessionEnded, wire.DropNotInSession, wire.DropUnknownAttestation, wire.DropStale:
+		return false
+	}
+	return true
+}
+
+// warnBurst and warnEvery bound the WARN lines about refused frames.
+const (
+	warnBurst = 20
+	warnEvery = time.Second
+)
 
 // envelope maps an accepted message back: From is the authenticated
 // sender, To is us (wire refused frames for anyone else).

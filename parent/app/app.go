@@ -17,10 +17,20 @@
 //     default credential chain to the enclave;
 //   - the layer-4 ingress forwarder (parent/ingress) from the public TCP
 //     port to the enclave's API address;
+//   - the enclave supervisor (parent/supervise, with EnclaveEIF): starts
+//     the enclave with nitro-cli after checking the image's PCRs, probes it
+//     (its link to the relay, its API address), restarts it with backoff,
+//     and terminates it on shutdown;
 //   - the health endpoints (parent/health): /healthz, and /readyz with the
 //     checks that apply: "broker" (the broker answers), "enclave-link" (the
-//     enclave's link to the relay is up) and "enclave-api" (the ingress
-//     target accepts connections).
+//     enclave's link to the relay is up), "enclave-api" (the ingress
+//     target accepts connections) and "enclave" (the supervised enclave
+//     runs and passes its probe);
+//   - GET /metrics (parent/metrics, MetricsListen): the parent's private
+//     registry and, with EnclaveMetrics, the enclave's series fetched on
+//     each scrape;
+//   - the enclave's log channel (EnclaveLogsListen): its lines logged again
+//     with source=enclave.
 //
 // # Lifecycle
 //

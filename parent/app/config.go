@@ -83,6 +83,55 @@ type Config struct {
 	// ShutdownTimeout (--shutdown-timeout) bounds the stop once the
 	// context ends (zero: DefaultShutdownTimeout).
 	ShutdownTimeout time.Duration
+
+	// Enclave supervision (parent/supervise); see config_supervise.go.
+
+	// EnclaveEIF (--enclave-eif) is the enclave image file. Set, the
+	// parent starts and watches the enclave through nitro-cli; empty,
+	// something else runs the enclave (the devnet) and every other
+	// --enclave-* flag below, --expect-pcr and --nitro-cli are refused.
+	EnclaveEIF string
+	// EnclaveCPUs (--enclave-cpus) and EnclaveMemoryMiB
+	// (--enclave-memory) are the enclave's vCPUs and MiB of memory;
+	// required with EnclaveEIF.
+	EnclaveCPUs, EnclaveMemoryMiB int
+	// EnclaveCID (--enclave-cid) is the enclave's vsock CID; 0 lets
+	// nitro-cli choose. Required, and equal to theirs, when
+	// --ingress-enclave or --enclave-metrics is a vsock address.
+	EnclaveCID uint32
+	// EnclaveName (--enclave-name) names the enclave (default
+	// supervise.DefaultName); an enclave of that name left running is
+	// terminated at start.
+	EnclaveName string
+	// EnclaveDebugMode (--enclave-debug-mode) starts the enclave in debug
+	// mode and forwards its console to the log. Development only.
+	EnclaveDebugMode bool
+	// ExpectPCRs (--expect-pcr N=HEX, repeatable; N in 0, 1, 2, 8) are
+	// the image's expected measurements: the parent refuses to start an
+	// image whose PCRs differ.
+	ExpectPCRs map[int][]byte
+	// NitroCLI (--nitro-cli) is the nitro-cli executable (default
+	// supervise.DefaultNitroCLI, from PATH).
+	NitroCLI string
+	// EnclaveRestartMaxBackoff (--enclave-restart-max-backoff) caps the
+	// wait before restarting the enclave (default
+	// supervise.DefaultMaxBackoff).
+	EnclaveRestartMaxBackoff time.Duration
+	// EnclaveBootTimeout (--enclave-boot-timeout) is how long a started
+	// enclave has to become healthy (default supervise.DefaultBootTimeout).
+	EnclaveBootTimeout time.Duration
+
+	// MetricsListen (--metrics-listen, tcp:// only) serves GET /metrics:
+	// the parent's series and, with EnclaveMetrics, the enclave's.
+	MetricsListen string
+	// EnclaveMetrics (--enclave-metrics) is the enclave's metrics address
+	// (its --metrics-listen), fetched on every scrape. Requires
+	// MetricsListen.
+	EnclaveMetrics string
+	// EnclaveLogsListen (--enclave-logs-listen) is where the enclave's log
+	// lines arrive (its --log-forward); they are logged again with
+	// source=enclave.
+	EnclaveLogsListen string
 }
 
 // Validate checks every field and how they combine, without touching the
@@ -90,7 +139,7 @@ type Config struct {
 func (c Config) Validate() error {
 	for _, check := range []func() error{
 		c.checkBroker, c.checkEgress, c.checkCreds, c.checkIngress, c.checkHealth,
-		c.checkDistinct, c.checkSomething,
+		c.checkMetrics, c.checkSupervise, c.checkDistinct, c.checkSomething,
 	} {
 		if err := check(); err != nil {
 			return fmt.Errorf("%w: %w", ErrConfig, err)
@@ -350,7 +399,8 @@ func (c Config) listens() []listenFlag {
 	for _, l := range []listenFlag{
 		{"--enclave-link", c.EnclaveLink}, {"--egress-listen", c.EgressListen},
 		{"--creds-listen", c.CredsListen}, {"--ingress-listen", c.IngressListen},
-		{"--health-listen", c.HealthListen},
+		{"--health-listen", c.HealthListen}, {"--metrics-listen", c.MetricsListen},
+		{"--enclave-logs-listen", c.EnclaveLogsListen},
 	} {
 		if l.addr != "" {
 			out = append(out, l)
@@ -360,9 +410,9 @@ func (c Config) listens() []listenFlag {
 }
 
 func (c Config) checkSomething() error {
-	if len(c.listens()) == 0 {
+	if len(c.listens()) == 0 && c.EnclaveEIF == "" {
 		return errors.New("nothing to run: set --broker (with --enclave-link and --cosigner-id), " +
-			"--egress-listen, --creds-listen, --ingress-listen or --health-listen")
+			"--egress-listen, --creds-listen, --ingress-listen, --health-listen, --metrics-listen, --enclave-logs-listen or --enclave-eif")
 	}
 	return nil
 }

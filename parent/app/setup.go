@@ -13,6 +13,7 @@ import (
 	"github.com/nitro-cosigner/nitro-cosigner/parent/health"
 	"github.com/nitro-cosigner/nitro-cosigner/parent/ingress"
 	"github.com/nitro-cosigner/nitro-cosigner/parent/relay"
+	"github.com/nitro-cosigner/nitro-cosigner/parent/supervise"
 	"github.com/nitro-cosigner/nitro-cosigner/pkg/transport"
 )
 
@@ -26,6 +27,11 @@ const (
 	compCreds   = "creds"
 	compIngress = "ingress"
 	compHealth  = "health"
+	// compSupervise, compMetrics and compEnclaveLogs: see
+	// setup_supervise.go.
+	compSupervise   = "supervise"
+	compMetrics     = "metrics"
+	compEnclaveLogs = "enclave-logs"
 )
 
 // parent is the set of components being set up.
@@ -33,6 +39,12 @@ type parent struct {
 	checker    *health.Checker
 	components []component
 	undo       []func() // releases what setup took, if setup fails
+
+	// The components whose Stats the metrics read (nil when off).
+	relay   *relay.Relay
+	egress  *egress.Proxy
+	ingress *ingress.Forwarder
+	sup     *supervise.Supervisor
 }
 
 // setup binds every listener, connects the broker and builds the
@@ -45,7 +57,7 @@ func setup(ctx context.Context, cfg Config, log *slog.Logger) (_ *parent, err er
 		}
 	}()
 	for _, add := range []func(context.Context, Config, *slog.Logger) error{
-		p.addRelay, p.addEgress, p.addCreds, p.addIngress, p.addHealth,
+		p.addRelay, p.addEgress, p.addCreds, p.addIngress, p.addSupervise, p.addHealth, p.addMetrics, p.addEnclaveLogs,
 	} {
 		if err := add(ctx, cfg, log); err != nil {
 			return nil, err
@@ -112,6 +124,7 @@ func (p *parent) addRelay(ctx context.Context, cfg Config, log *slog.Logger) err
 	if err != nil {
 		return fmt.Errorf("%s: %w", compRelay, err)
 	}
+	p.relay = r
 	p.add(compRelay, func(ctx context.Context) error {
 		defer b.close()
 		return r.Run(ctx)
@@ -168,6 +181,7 @@ func (p *parent) addEgress(ctx context.Context, cfg Config, log *slog.Logger) er
 		return err
 	}
 	elog.Info("egress allowlist", "allow", cfg.EgressAllow)
+	p.egress = proxy
 	p.add(compEgress, func(ctx context.Context) error { return proxy.Serve(ctx, l) })
 	return nil
 }
@@ -207,6 +221,7 @@ func (p *parent) addIngress(ctx context.Context, cfg Config, log *slog.Logger) e
 	if err != nil {
 		return err
 	}
+	p.ingress = fwd
 	p.add(compIngress, func(ctx context.Context) error { return fwd.Serve(ctx, l) })
 	return p.register("enclave-api", health.DialCheck(target))
 }
