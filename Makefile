@@ -33,6 +33,8 @@ test: ## run the test suite (race detector on; builds the pinned real S3 and SQS
 	@# test/procpath's CMP sign across processes and enclave/node's presignature
 	@# pools through the coordinator run only in this pass too.
 	$(GO) test -timeout $(TEST_TIMEOUT) ./enclave/mpc/... ./enclave/node/... ./test/procpath/...
+	@# The demo flow end to end, its CMP half included (under -race only its FROST half runs).
+	$(GO) test -timeout $(TEST_TIMEOUT) -run '^TestDemo$$' ./test/e2e/
 
 soak: ## long suites: every CMP test under -race, 3-of-5 and 4-of-7 keygens, faulty networks
 	$(GO) test -race -tags soak -timeout 90m ./enclave/mpc/...
@@ -69,8 +71,8 @@ fuzz: ## run every fuzz target for FUZZTIME each (default 30s)
 		done; \
 	done
 
-demo: ## show what runs today: verify real AWS documents, mint and verify simulated ones
-	@bash test/demo.sh
+demo: build ## see it work: a devnet; a 2-of-3 CMP key signs an EIP-1559 transfer that go-ethereum mines, a FROST key a Taproot spend btcd accepts (DIR=... keeps it)
+	$(GO) run ./test/demo/cmd/demo --bin bin $(if $(DIR),--dir $(DIR))
 
 clean: ## remove build outputs
 	rm -rf bin/

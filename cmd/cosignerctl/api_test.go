@@ -25,7 +25,7 @@ func run(args ...string) (code int, stdout, stderr string) {
 // conn returns the flags that reach server as role, attesting it as the
 // honest server's image, followed by extra.
 func (e *apiEnv) conn(server, role string, extra ...string) []string {
-	fl := []string{"--addr", e.servers[server].addr, "--cert", e.path(role + ".pem"), "--key", e.path(role + ".key"),
+	fl := []string{"--addr", e.servers[server].addr, "--cert", e.path(role + ".pem"), "--cert-key", e.path(role + ".key"),
 		"--root", e.path("sim-root.pem")}
 	return append(append(fl, e.pcrFlags()...), extra...)
 }
@@ -48,7 +48,7 @@ func TestAPIExitCodes(t *testing.T) {
 		{append([]string{"sign", "digest", "--note", "fail", keyECDSA, digest}, e.conn("good", "signer")...), app.ExitFail, "failed: session_aborted"},
 		{append([]string{"keys", "list"}, e.conn("mitm", "admin")...), app.ExitFail, "attestation check failed: TLS certificate"},
 		{append([]string{"keys", "list"}, e.conn("good", "stranger")...), app.ExitFail, "attestation check failed: attestation request"},
-		{[]string{"keys", "list", "--addr", e.servers["good"].addr, "--cert", e.path("admin.pem"), "--key", e.path("admin.key"), "--insecure-skip-attestation"}, app.ExitOK, "WARNING: --insecure-skip-attestation"},
+		{[]string{"keys", "list", "--addr", e.servers["good"].addr, "--cert", e.path("admin.pem"), "--cert-key", e.path("admin.key"), "--insecure-skip-attestation"}, app.ExitOK, "WARNING: --insecure-skip-attestation"},
 		{[]string{"keys", "lisst"}, app.ExitUsage, "unknown command"},
 		{[]string{"keys", "list", "--bogus"}, app.ExitUsage, "flag provided but not defined"},
 		{[]string{"keys", "list", "--addr", "x"}, app.ExitUsage, "are required"},
@@ -73,7 +73,7 @@ func TestAttestationFailureSendsNothing(t *testing.T) {
 	e := newAPIEnv(t)
 	writeApproval(t, e)
 	id := func(server string, extra ...string) []string {
-		return append([]string{"--addr", e.servers[server].addr, "--cert", e.path("admin.pem"), "--key", e.path("admin.key")}, extra...)
+		return append([]string{"--addr", e.servers[server].addr, "--cert", e.path("admin.pem"), "--cert-key", e.path("admin.key")}, extra...)
 	}
 	root := e.path("sim-root.pem")
 	tests := []struct {
@@ -129,7 +129,7 @@ func writeApproval(t *testing.T, e *apiEnv) {
 // types, and only for the document they approve.
 func TestPolicyApproveEnclaveVerifier(t *testing.T) {
 	e := newAPIEnv(t)
-	doc := []byte(`{"version": 4, "default": {"kinds": ["eth_tx"], "chain_ids": [1]}}` + "\n")
+	doc := []byte(`{"version": 4, "default": {"kinds": ["eth-transaction"], "chain_ids": [1]}}` + "\n")
 	e.write(t, "doc.json", doc)
 	if !bytes.Equal(apiclient.ApprovalMessage(doc), policy.ApprovalMessage(doc)) {
 		t.Fatal("apiclient.ApprovalMessage differs from enclave/policy's")

@@ -12,6 +12,7 @@ import (
 	"crypto/x509"
 	"crypto/x509/pkix"
 	"encoding/hex"
+	"encoding/json"
 	"encoding/pem"
 	"errors"
 	"math/big"
@@ -97,7 +98,42 @@ func newAPIEnv(t *testing.T) *apiEnv {
 	enc, _ := ecdh.X25519().GenerateKey(rand.Reader)
 	e.enc = enc.PublicKey().Bytes()
 	e.startAll(t)
+	e.writeDevnet(t)
 	return e
+}
+
+// writeDevnet writes dir/devnet/devnet.json, a devnet of three cosigners
+// for --devnet, each the honest server, which attests as co-1 (so calling
+// co-2 or co-3 fails the cosigner ID check).
+func (e *apiEnv) writeDevnet(t *testing.T) {
+	type files struct {
+		Cert string `json:"cert"`
+		Key  string `json:"key"`
+	}
+	type cosigner struct {
+		ID  string `json:"id"`
+		API string `json:"api"`
+	}
+	info := map[string]any{
+		"version": 1, "dir": e.path("devnet"),
+		"cosigners":   []cosigner{{"co-1", e.servers["good"].addr}, {"co-2", e.servers["good"].addr}, {"co-3", e.servers["good"].addr}},
+		"clients":     map[string]files{},
+		"attestation": map[string]any{"root": e.path("sim-root.pem"), "pcrs": map[string]string{}},
+	}
+	for _, role := range []string{"admin", "signer", "auditor"} {
+		info["clients"].(map[string]files)[role] = files{e.path(role + ".pem"), e.path(role + ".key")}
+	}
+	for i := range 3 {
+		info["attestation"].(map[string]any)["pcrs"].(map[string]string)[string(rune('0'+i))] = hex.EncodeToString(e.pcrs[i])
+	}
+	b, err := json.Marshal(info)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := os.MkdirAll(e.path("devnet"), 0o755); err != nil {
+		t.Fatal(err)
+	}
+	e.write(t, "devnet/devnet.json", b)
 }
 
 func (e *apiEnv) write(t *testing.T, name string, b []byte) {
@@ -222,15 +258,14 @@ func (e *apiEnv) newFake(t *testing.T) *fakeCosigner {
 	for _, k := range []struct {
 		name   string
 		scheme cosignerv1.KeyScheme
-		pub    []byte
 	}{
-		{keyECDSA, cosignerv1.KeyScheme_KEY_SCHEME_CMP_ECDSA_SECP256K1, append([]byte{2}, make([]byte, 32)...)},
-		{keyTaproot, cosignerv1.KeyScheme_KEY_SCHEME_FROST_TAPROOT, make([]byte, 32)},
-		{keyRefresh, cosignerv1.KeyScheme_KEY_SCHEME_CMP_ECDSA_SECP256K1, append([]byte{3}, make([]byte, 32)...)},
+		{keyECDSA, cosignerv1.KeyScheme_KEY_SCHEME_CMP_ECDSA_SECP256K1},
+		{keyTaproot, cosignerv1.KeyScheme_KEY_SCHEME_FROST_TAPROOT},
+		{keyRefresh, cosignerv1.KeyScheme_KEY_SCHEME_CMP_ECDSA_SECP256K1},
 	} {
 		f.keys[k.name] = &cosignerv1.Key{
 			Name: k.name, Scheme: k.scheme, Threshold: 2, Parties: []string{"co-1", "co-2", "co-3"},
-			PublicKey: k.pub, ChainCode: make([]byte, 32), DisplayName: "test " + k.name[5:9],
+			PublicKey: fakePublicKey(k.name, nil, k.scheme), ChainCode: make([]byte, 32), DisplayName: "test " + k.name[5:9],
 			CreateTime: timestamppb.New(fakeTime), UpdateTime: timestamppb.New(fakeTime),
 		}
 	}
@@ -321,11 +356,12 @@ func (e *apiEnv) pcrFlag(i int) string {
 }
 
 // setenv gives a testscript the environment's paths and addresses:
-// $CERTS, $ADDR and $ADDR_GOOD (the honest server), $ADDR_<NAME> for
+// $CERTS, $DEVNET (a devnet directory for --devnet), $ADDR and $ADDR_GOOD (the honest server), $ADDR_<NAME> for
 // the others,
 // $PCR0..$PCR2 (as N=HEX), $IDENTITY (hex) and the pre-made keys.
 func (e *apiEnv) setenv(env *testscript.Env) {
 	env.Setenv("CERTS", e.dir)
+	env.Setenv("DEVNET", e.path("devnet"))
 	env.Setenv("ADDR", e.servers["good"].addr)
 	for name, s := range e.servers {
 		env.Setenv("ADDR_"+strings.ToUpper(name), s.addr)
@@ -340,7 +376,7 @@ func (e *apiEnv) setenv(env *testscript.Env) {
 }
 
 // ctl is the testscript command "ctl ROLE ARGS...": it runs cosignerctl
-// ARGS with the flags that reach $ADDR as ROLE (--addr, --cert, --key,
+// ARGS with the flags that reach $ADDR as ROLE (--addr, --cert, --cert-key,
 // --root and the three --pcr) appended. Without "!" it must exit 0;
 // with "!" it must exit 1, the code of a failed check or a refusal (a
 // usage error, 2, fails it).
@@ -350,7 +386,7 @@ func ctl(ts *testscript.TestScript, neg bool, args []string) {
 	}
 	certs := ts.Getenv("CERTS")
 	full := append(args[1:], "--addr", ts.Getenv("ADDR"),
-		"--cert", filepath.Join(certs, args[0]+".pem"), "--key", filepath.Join(certs, args[0]+".key"),
+		"--cert", filepath.Join(certs, args[0]+".pem"), "--cert-key", filepath.Join(certs, args[0]+".key"),
 		"--root", filepath.Join(certs, "sim-root.pem"))
 	for _, p := range []string{"PCR0", "PCR1", "PCR2"} {
 		full = append(full, "--pcr", ts.Getenv(p))

@@ -3,15 +3,19 @@ package main
 import (
 	"bytes"
 	"context"
+	"crypto/ecdsa"
 	"crypto/ed25519"
 	"crypto/sha256"
 	"encoding/hex"
 	"fmt"
+	"math/big"
 	"slices"
 	"strings"
 	"sync"
 	"time"
 
+	"github.com/ethereum/go-ethereum/core/types"
+	"github.com/ethereum/go-ethereum/crypto"
 	"google.golang.org/grpc"
 	"google.golang.org/grpc/codes"
 	"google.golang.org/grpc/credentials"
@@ -164,15 +168,11 @@ func (f *fakeCosigner) createKey(ctx context.Context, req *cosignerv1.CreateKeyR
 	if k, ok := f.keys[name]; ok {
 		return k, nil
 	}
-	pub := append([]byte{2}, digest(id, []byte("public"))...)
 	parties := slices.Sorted(slices.Values(req.GetParties()))
 	k := &cosignerv1.Key{
 		Name: name, Scheme: req.GetScheme(), Threshold: req.GetThreshold(), Parties: parties,
-		PublicKey: pub, ChainCode: digest(id, []byte("chain")), DisplayName: req.GetDisplayName(),
+		PublicKey: fakePublicKey(name, nil, req.GetScheme()), ChainCode: digest(id, []byte("chain")), DisplayName: req.GetDisplayName(),
 		CreateTime: timestamppb.New(fakeTime), UpdateTime: timestamppb.New(fakeTime),
-	}
-	if req.GetScheme() == cosignerv1.KeyScheme_KEY_SCHEME_FROST_TAPROOT {
-		k.PublicKey = pub[1:]
 	}
 	f.keys[name] = k
 	return k, nil
@@ -283,8 +283,28 @@ func (f *fakeCosigner) DerivePublicKey(_ context.Context, req *cosignerv1.Derive
 	}
 	path := []byte(fmt.Sprint(req.GetDerivationPath()))
 	return &cosignerv1.DerivePublicKeyResponse{
-		PublicKey: append([]byte{3}, digest(k.GetPublicKey(), path)...), ChainCode: digest(k.GetChainCode(), path), Scheme: k.GetScheme(),
+		PublicKey: fakePublicKey(k.GetName(), req.GetDerivationPath(), k.GetScheme()), ChainCode: digest(k.GetChainCode(), path), Scheme: k.GetScheme(),
 	}, nil
+}
+
+// fakePrivateKey is the whole private key of a fake key at path: a hash
+// of both, not BIP-32.
+func fakePrivateKey(name string, path []uint32) *ecdsa.PrivateKey {
+	k, err := crypto.ToECDSA(digest([]byte(name), []byte(fmt.Sprint(path))))
+	if err != nil {
+		panic(err) // a hash that is 0 or at least the group order
+	}
+	return k
+}
+
+// fakePublicKey is the public key of a fake key at path, compressed for
+// ECDSA, x-only for Taproot.
+func fakePublicKey(name string, path []uint32, scheme cosignerv1.KeyScheme) []byte {
+	pub := crypto.CompressPubkey(&fakePrivateKey(name, path).PublicKey)
+	if scheme == cosignerv1.KeyScheme_KEY_SCHEME_FROST_TAPROOT {
+		return pub[1:]
+	}
+	return pub
 }
 
 // Signing.
@@ -303,12 +323,16 @@ func (f *fakeCosigner) Sign(ctx context.Context, req *cosignerv1.SignRequest) (*
 	}
 	name := "signOperations/" + hex.EncodeToString(digest([]byte(req.GetIdempotencyKey()), []byte(fmt.Sprint(ctx.Value(callerKey{}))))[:16])
 	if !again {
-		f.ops[name] = f.newOperation(name, req)
+		op, err := f.newOperation(name, req)
+		if err != nil {
+			return nil, err
+		}
+		f.ops[name] = op
 	}
 	return &cosignerv1.SignResponse{Operation: f.ops[name]}, nil
 }
 
-func (f *fakeCosigner) newOperation(name string, req *cosignerv1.SignRequest) *cosignerv1.SignOperation {
+func (f *fakeCosigner) newOperation(name string, req *cosignerv1.SignRequest) (*cosignerv1.SignOperation, error) {
 	op := &cosignerv1.SignOperation{
 		Name: name, Key: req.GetKey(), DerivationPath: req.GetDerivationPath(),
 		Signers: []string{"co-1", "co-2"}, CreateTime: timestamppb.New(fakeTime),
@@ -338,20 +362,22 @@ func (f *fakeCosigner) newOperation(name string, req *cosignerv1.SignRequest) *c
 		op.State = cosignerv1.SignOperationState_SIGN_OPERATION_STATE_SIGNING
 		f.stuck[name] = req.GetNote() == "stuck"
 	default:
-		succeed(op, req)
+		return op, succeed(op, req)
 	}
-	return op
+	return op, nil
 }
 
 // succeed finishes op with a result of the payload's kind.
-func succeed(op *cosignerv1.SignOperation, req *cosignerv1.SignRequest) {
+func succeed(op *cosignerv1.SignOperation, req *cosignerv1.SignRequest) error {
 	op.State, op.CompleteTime = cosignerv1.SignOperationState_SIGN_OPERATION_STATE_SUCCEEDED, timestamppb.New(fakeTime)
 	sig := append(digest(op.Digests[0], []byte("r")), digest(op.Digests[0], []byte("s"))...)
 	switch req.GetPayload().(type) {
 	case *cosignerv1.SignRequest_EthereumTransaction:
-		op.Result = &cosignerv1.SignOperation_EthereumTransaction{EthereumTransaction: &cosignerv1.EthereumTransactionSignature{
-			V: []byte{1}, R: sig[:32], S: sig[32:], SignedTransaction: []byte("signed"), TransactionHash: digest([]byte("signed")),
-		}}
+		res, err := signEthTx(req)
+		if err != nil {
+			return status.Error(codes.InvalidArgument, "the request was refused: payload not acceptable")
+		}
+		op.Result = &cosignerv1.SignOperation_EthereumTransaction{EthereumTransaction: res}
 	case *cosignerv1.SignRequest_BitcoinTaprootPsbt:
 		op.Result = &cosignerv1.SignOperation_BitcoinPsbt{BitcoinPsbt: &cosignerv1.BitcoinPsbtSignature{
 			SignedPsbt: []byte("psbt\xffsigned"), Transaction: []byte("tx"),
@@ -361,6 +387,44 @@ func succeed(op *cosignerv1.SignOperation, req *cosignerv1.SignRequest) {
 	default:
 		op.Result = &cosignerv1.SignOperation_EthereumSignature{EthereumSignature: &cosignerv1.EthereumSignature{Signature: append(sig, 27)}}
 	}
+	return nil
+}
+
+// signEthTx signs an unsigned transaction as a cosigner would, with the
+// fake key at the request's path. Notes make it misbehave: "wrong key"
+// signs with another key, "other tx" signs another transaction (nonce
+// plus one), "bad hash" reports a wrong hash.
+func signEthTx(req *cosignerv1.SignRequest) (*cosignerv1.EthereumTransactionSignature, error) {
+	p := req.GetEthereumTransaction()
+	var tx types.Transaction
+	if err := tx.UnmarshalBinary(p.GetUnsignedTransaction()); err != nil {
+		return nil, err
+	}
+	chainID := new(big.Int).SetUint64(p.GetChainId())
+	if v, _, _ := tx.RawSignatureValues(); chainID.Sign() == 0 && tx.Type() == types.LegacyTxType {
+		chainID = v
+	} else if chainID.Sign() == 0 {
+		chainID = tx.ChainId()
+	}
+	key := fakePrivateKey(req.GetKey(), req.GetDerivationPath())
+	switch req.GetNote() {
+	case "wrong key":
+		key = fakePrivateKey(req.GetKey()+"/other", nil)
+	case "other tx":
+		tx = *types.NewTx(&types.LegacyTx{Nonce: tx.Nonce() + 1, GasPrice: tx.GasPrice(), Gas: tx.Gas(), To: tx.To(), Value: tx.Value()})
+	}
+	signer := types.LatestSignerForChainID(chainID)
+	signed, err := types.SignTx(&tx, signer, key)
+	if err != nil {
+		return nil, err
+	}
+	raw, _ := signed.MarshalBinary()
+	v, r, s := signed.RawSignatureValues()
+	hash := signed.Hash().Bytes()
+	if req.GetNote() == "bad hash" {
+		hash = digest(hash)
+	}
+	return &cosignerv1.EthereumTransactionSignature{V: v.Bytes(), R: r.Bytes(), S: s.Bytes(), SignedTransaction: raw, TransactionHash: hash}, nil
 }
 
 func (f *fakeCosigner) GetSignOperation(_ context.Context, req *cosignerv1.GetSignOperationRequest) (*cosignerv1.GetSignOperationResponse, error) {
@@ -373,7 +437,7 @@ func (f *fakeCosigner) GetSignOperation(_ context.Context, req *cosignerv1.GetSi
 	if op.GetState() == cosignerv1.SignOperationState_SIGN_OPERATION_STATE_SIGNING && !f.stuck[op.GetName()] {
 		// A "slow" operation ends at the first poll.
 		op = proto.CloneOf(op)
-		succeed(op, &cosignerv1.SignRequest{Payload: &cosignerv1.SignRequest_RawDigest{}})
+		_ = succeed(op, &cosignerv1.SignRequest{Payload: &cosignerv1.SignRequest_RawDigest{}})
 		f.ops[op.GetName()] = op
 	}
 	return &cosignerv1.GetSignOperationResponse{Operation: op}, nil

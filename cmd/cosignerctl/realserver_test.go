@@ -161,7 +161,7 @@ func TestRealServer(t *testing.T) {
 	})
 	e.servers["real"] = &fakeServer{addr: lis.Addr().String()}
 
-	e.write(t, "doc.json", []byte(`{"version": 5, "default": {"kinds": ["eth_tx"], "chain_ids": [1]}}`))
+	e.write(t, "doc.json", []byte(`{"version": 5, "default": {"kinds": ["eth-transaction"], "chain_ids": [1]}}`))
 	for _, a := range []string{"approver1", "approver2"} {
 		if code, _, errOut := run("policy", "approve", "--admin-key", e.path(a+".key"), "--out", e.path(a+".json"), e.path("doc.json")); code != 0 {
 			t.Fatal(errOut)

@@ -1,7 +1,6 @@
 package app
 
 import (
-	"bytes"
 	"encoding/hex"
 	"encoding/json"
 	"fmt"
@@ -46,10 +45,10 @@ func readAllLimited(r io.Reader, limit int64) ([]byte, error) {
 	return b, err
 }
 
-// decodeHex decodes hex with an optional 0x prefix and surrounding white
-// space.
+// decodeHex decodes hex with an optional 0x prefix and white space
+// anywhere.
 func decodeHex(b []byte) ([]byte, error) {
-	s := strings.TrimPrefix(strings.ToLower(string(bytes.TrimSpace(b))), "0x")
+	s := strings.TrimPrefix(strings.ToLower(strings.Join(strings.Fields(string(b)), "")), "0x")
 	return hex.DecodeString(s)
 }
 

@@ -1,11 +1,13 @@
 package app
 
 import (
+	"cmp"
 	"context"
 	"crypto/tls"
 	"errors"
 	"flag"
 	"fmt"
+	"slices"
 	"strings"
 	"time"
 
@@ -19,6 +21,13 @@ import (
 // defaultTimeout bounds an API command unless --timeout says otherwise.
 const defaultTimeout = 2 * time.Minute
 
+// Client certificate roles (the API's).
+const (
+	roleAdmin   = "admin"
+	roleSigner  = "signer"
+	roleAuditor = "auditor"
+)
+
 // apiFlags are the flags every API command shares: where the cosigner is,
 // who we are, what its attestation must show, and how to print.
 type apiFlags struct {
@@ -27,6 +36,10 @@ type apiFlags struct {
 	pcrs                                   cliflag.PCRs
 	allowDebug, insecure, asJSON           bool
 	timeout                                time.Duration
+
+	// devnet, cosigner and role pick the connection from a devnet's
+	// devnet.json instead.
+	devnet, cosigner, role string
 
 	// idempotencyKey is set by mutating commands (withIdempotencyKey).
 	mutating       bool
@@ -38,9 +51,9 @@ type apiFlags struct {
 func newAPIFlags(cmd, positional string, io IO, timeout time.Duration) (*flag.FlagSet, *apiFlags) {
 	fs := newFlagSet(cmd, positional, io)
 	a := &apiFlags{cmd: cmd, pcrs: cliflag.PCRs{}}
-	fs.StringVar(&a.addr, "addr", "", "the cosigner API's HOST:PORT (required)")
-	fs.StringVar(&a.certFile, "cert", "", "PEM client certificate (required)")
-	fs.StringVar(&a.keyFile, "key", "", "PEM private key of --cert (required)")
+	fs.StringVar(&a.addr, "addr", "", "the cosigner API's HOST:PORT (required unless --devnet)")
+	fs.StringVar(&a.certFile, "cert", "", "PEM client certificate (required unless --devnet)")
+	fs.StringVar(&a.keyFile, "cert-key", "", "PEM private key of --cert (required unless --devnet)")
 	fs.StringVar(&a.rootFile, "root", "", "PEM root to verify the attestation with instead of the pinned AWS Nitro root G1 (e.g. a simulator's)")
 	fs.Var(a.pcrs, "pcr", "expected PCR of the enclave image as N=HEX (repeatable)")
 	fs.BoolVar(&a.allowDebug, "allow-debug", false, "accept a debug-mode enclave (PCR0, PCR1 and PCR2 all zero)")
@@ -48,7 +61,22 @@ func newAPIFlags(cmd, positional string, io IO, timeout time.Duration) (*flag.Fl
 	fs.BoolVar(&a.insecure, "insecure-skip-attestation", false, "do NOT attest the server: anyone could be answering (development only)")
 	fs.DurationVar(&a.timeout, "timeout", timeout, "deadline for the whole command, 0 for none")
 	fs.BoolVar(&a.asJSON, "json", false, "print results as JSON")
+	fs.StringVar(&a.devnet, "devnet", "", "call a devnet's cosigner as `DIR`/devnet.json describes it (address, client certificate, attestation root and PCRs), instead of the flags above; development builds")
+	fs.StringVar(&a.cosigner, "cosigner", "", "with --devnet: the cosigner to call, its position in devnet.json (1, 2, ...) or its ID (default 1)")
+	fs.StringVar(&a.role, "role", "", "with --devnet: the client certificate's role, admin, signer or auditor (default "+defaultRole(cmd)+")")
 	return fs, a
+}
+
+// defaultRole is the role whose certificate a command uses with --devnet:
+// the least that may make its calls.
+func defaultRole(cmd string) string {
+	switch {
+	case cmd == "keys create" || cmd == "keys refresh" || cmd == "policy set":
+		return roleAdmin
+	case strings.HasPrefix(cmd, "sign") && cmd != "sign status":
+		return roleSigner
+	}
+	return roleAuditor
 }
 
 // withIdempotencyKey adds --idempotency-key.
@@ -59,9 +87,6 @@ func (a *apiFlags) withIdempotencyKey(fs *flag.FlagSet) {
 
 // config checks the flags and reads the files they name.
 func (a *apiFlags) config() (apiclient.Config, error) {
-	if a.addr == "" || a.certFile == "" || a.keyFile == "" {
-		return apiclient.Config{}, errors.New("--addr, --cert and --key are required")
-	}
 	if a.mutating {
 		if a.idempotencyKey == "" {
 			a.idempotencyKey = apiclient.NewIdempotencyKey()
@@ -69,9 +94,18 @@ func (a *apiFlags) config() (apiclient.Config, error) {
 			return apiclient.Config{}, fmt.Errorf("--idempotency-key must be 1 to %d printable ASCII characters", apiclient.MaxIdempotencyKey)
 		}
 	}
+	if a.devnet != "" {
+		return a.devnetConfig()
+	}
+	if a.cosigner != "" || a.role != "" {
+		return apiclient.Config{}, errors.New("--cosigner and --role go with --devnet")
+	}
+	if a.addr == "" || a.certFile == "" || a.keyFile == "" {
+		return apiclient.Config{}, errors.New("--addr, --cert and --cert-key are required (or --devnet DIR)")
+	}
 	cert, err := tls.LoadX509KeyPair(a.certFile, a.keyFile)
 	if err != nil {
-		return apiclient.Config{}, fmt.Errorf("reading --cert and --key: %w", err)
+		return apiclient.Config{}, fmt.Errorf("reading --cert and --cert-key: %w", err)
 	}
 	cfg := apiclient.Config{
 		Addr: a.addr, ClientCertificate: cert, PCRs: a.pcrs, AllowDebug: a.allowDebug,
@@ -83,6 +117,21 @@ func (a *apiFlags) config() (apiclient.Config, error) {
 		}
 	}
 	return cfg, nil
+}
+
+// devnetConfig is config for --devnet: the connection of cosigner
+// a.cosigner (default the first) with the certificate of a.role (default
+// the command's), from DIR/devnet.json.
+func (a *apiFlags) devnetConfig() (apiclient.Config, error) {
+	if a.addr != "" || a.certFile != "" || a.keyFile != "" || a.rootFile != "" || len(a.pcrs) != 0 ||
+		a.cid != "" || a.allowDebug || a.insecure {
+		return apiclient.Config{}, errors.New("--devnet gives the connection: --addr, --cert, --cert-key, --root, --pcr, --cosigner-id, --allow-debug and --insecure-skip-attestation do not go with it")
+	}
+	role := cmp.Or(a.role, defaultRole(a.cmd))
+	if !slices.Contains([]string{roleAdmin, roleSigner, roleAuditor}, role) {
+		return apiclient.Config{}, fmt.Errorf("--role %q is not one of admin, signer, auditor", role)
+	}
+	return devnetClientConfig(a.devnet, cmp.Or(a.cosigner, "1"), role)
 }
 
 // run dials and attests the server, then calls fn on the connection. It
@@ -97,7 +146,7 @@ func (a *apiFlags) run(ctx context.Context, io IO, fn func(context.Context, *api
 }
 
 func (a *apiFlags) runConfig(ctx context.Context, io IO, cfg apiclient.Config, fn func(context.Context, *apiclient.Conn) error) int {
-	a.warn(io)
+	a.warn(io, cfg)
 	if a.timeout > 0 {
 		var cancel context.CancelFunc
 		ctx, cancel = context.WithTimeout(ctx, a.timeout)
@@ -117,11 +166,11 @@ func (a *apiFlags) runConfig(ctx context.Context, io IO, cfg apiclient.Config, f
 	return ExitOK
 }
 
-func (a *apiFlags) warn(io IO) {
+func (a *apiFlags) warn(io IO, cfg apiclient.Config) {
 	switch {
-	case a.insecure:
+	case cfg.InsecureSkipAttestation:
 		fmt.Fprintln(io.Err, "WARNING: --insecure-skip-attestation: the server is NOT attested. Anyone on the network path could be answering, and could read and answer every request. Use this for development only.")
-	case len(a.pcrs) == 0:
+	case len(cfg.PCRs) == 0:
 		fmt.Fprintln(io.Err, "warning: no --pcr given: any enclave image the attestation root signed is accepted")
 	}
 }

@@ -5,7 +5,6 @@ package app
 import (
 	"context"
 	"errors"
-	"flag"
 	"fmt"
 	"log/slog"
 	"path/filepath"
@@ -68,10 +67,4 @@ func runDevnetUp(ctx context.Context, args []string, io IO) int {
 		return ExitFail
 	}
 	return ExitOK
-}
-
-// flagSet reports whether the flag was given on the command line.
-func flagSet(fs *flag.FlagSet, name string) (set bool) {
-	fs.Visit(func(f *flag.Flag) { set = set || f.Name == name })
-	return set
 }

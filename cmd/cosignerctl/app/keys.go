@@ -24,16 +24,22 @@ func runKeysCreate(ctx context.Context, args []string, io IO) int {
 	var (
 		scheme, display string
 		threshold       uint
-		parties         stringList
+		party           stringList
+		count           int
 	)
 	fs, a := newAPIFlags("keys create", "", io, defaultTimeout)
 	a.withIdempotencyKey(fs)
-	fs.StringVar(&scheme, "scheme", "", "signature scheme: cmp_ecdsa_secp256k1 or frost_taproot (required)")
+	fs.StringVar(&scheme, "scheme", "cmp", "signature scheme: cmp (cmp_ecdsa_secp256k1: Ethereum, ECDSA) or frost (frost_taproot: Bitcoin Taproot, BIP-340)")
 	fs.UintVar(&threshold, "threshold", 0, "cosigners needed to sign, the t of t-of-n (required)")
-	fs.Var(&parties, "party", "ID of a cosigner to hold a share, this one included (repeat for each: 2 to 16)")
+	fs.Var(&party, "party", "ID of a cosigner to hold a share, this one included (repeat for each: 2 to 16)")
+	fs.IntVar(&count, "parties", 0, "with --devnet, instead of --party: the number of cosigners to hold shares, the first N of devnet.json (default all)")
 	fs.StringVar(&display, "display-name", "", "label for operators")
 	if code, done := parse(fs, args, 0); done {
 		return code
+	}
+	parties, err := a.keyParties(party, count, flagSet(fs, "parties"))
+	if err != nil {
+		return usageError(io, a.cmd, err)
 	}
 	req, err := createKeyRequest(scheme, threshold, parties, display)
 	if err != nil {
@@ -50,8 +56,42 @@ func runKeysCreate(ctx context.Context, args []string, io IO) int {
 	})
 }
 
+// keyParties returns the parties of a new key: the --party IDs, or with
+// --devnet the first count cosigners of devnet.json (all if count is not
+// set and no --party is given).
+func (a *apiFlags) keyParties(party []string, count int, countSet bool) ([]string, error) {
+	switch {
+	case countSet && len(party) > 0:
+		return nil, errors.New("--party and --parties do not go together")
+	case countSet && a.devnet == "":
+		return nil, errors.New("--parties N counts the cosigners of --devnet DIR; without it, name each with --party")
+	case countSet && count < minParties:
+		return nil, fmt.Errorf("--parties must be %d to %d", minParties, maxParties)
+	case a.devnet != "" && len(party) == 0:
+		return devnetParties(a.devnet, count)
+	}
+	return party, nil
+}
+
+// schemeAliases are the short names of the schemes.
+var schemeAliases = map[string]cosignerv1.KeyScheme{
+	"cmp":   cosignerv1.KeyScheme_KEY_SCHEME_CMP_ECDSA_SECP256K1,
+	"frost": cosignerv1.KeyScheme_KEY_SCHEME_FROST_TAPROOT,
+}
+
+func parseScheme(s string) (cosignerv1.KeyScheme, error) {
+	if k, ok := schemeAliases[strings.ToLower(s)]; ok {
+		return k, nil
+	}
+	v, err := parseEnum(s, schemePrefix, cosignerv1.KeyScheme_value)
+	if err != nil {
+		return 0, fmt.Errorf("%q is not one of cmp, frost (or cmp_ecdsa_secp256k1, frost_taproot)", s)
+	}
+	return cosignerv1.KeyScheme(v), nil
+}
+
 func createKeyRequest(scheme string, threshold uint, parties []string, display string) (*cosignerv1.CreateKeyRequest, error) {
-	s, err := parseEnum(scheme, schemePrefix, cosignerv1.KeyScheme_value)
+	s, err := parseScheme(scheme)
 	if err != nil {
 		return nil, fmt.Errorf("--scheme: %w", err)
 	}
@@ -62,19 +102,18 @@ func createKeyRequest(scheme string, threshold uint, parties []string, display s
 		return nil, fmt.Errorf("--threshold must be 2 to the number of parties (%d)", len(parties))
 	}
 	return &cosignerv1.CreateKeyRequest{
-		Scheme: cosignerv1.KeyScheme(s), Threshold: uint32(threshold), Parties: parties, DisplayName: display,
+		Scheme: s, Threshold: uint32(threshold), Parties: parties, DisplayName: display,
 	}, nil
 }
 
 func runKeysRefresh(ctx context.Context, args []string, io IO) int {
-	fs, a := newAPIFlags("keys refresh", "KEY", io, defaultTimeout)
+	var key string
+	fs, a := newAPIFlags("keys refresh", "[KEY]", io, defaultTimeout)
 	a.withIdempotencyKey(fs)
-	if code, done := parse(fs, args, 1); done {
+	fs.StringVar(&key, "key", "", "the key: its ID, or keys/ and its ID (or give it as KEY)")
+	name, code, done := parseKeyed(fs, &key, args, 0)
+	if done {
 		return code
-	}
-	name, err := keyName(fs.Arg(0))
-	if err != nil {
-		return usageError(io, a.cmd, err)
 	}
 	return a.run(ctx, io, func(ctx context.Context, c *apiclient.Conn) error {
 		a.printIdempotencyKey(io)
@@ -112,60 +151,36 @@ func followProgress[T progressEvent](out IO, a *apiFlags, done string, recv func
 	}
 }
 
-// Progress events as --json prints them, one per line.
-type (
-	queuedJSON struct {
-		Event     string `json:"event"` // "queued"
-		QueueTime string `json:"queue_time"`
-	}
-	sessionJSON struct {
-		Event     string   `json:"event"` // "session_started"
-		Key       string   `json:"key"`
-		SessionID string   `json:"session_id"`
-		Parties   []string `json:"parties"`
-		Deadline  string   `json:"deadline"`
-	}
-	roundJSON struct {
-		Event       string `json:"event"` // "round_completed"
-		Round       uint32 `json:"round"`
-		TotalRounds uint32 `json:"total_rounds"`
-	}
-	doneJSON struct {
-		Event          string  `json:"event"` // "key"
-		Key            keyJSON `json:"key"`
-		IdempotencyKey string  `json:"idempotency_key"`
-	}
-)
+// keyResultJSON is what keys create and keys refresh print with --json.
+type keyResultJSON struct {
+	keyJSON
+	IdempotencyKey string `json:"idempotency_key"`
+}
 
+// printProgress prints one event of a key operation. With --json the
+// progress goes to stderr, as text, and the key to stdout, as JSON.
 func printProgress(io IO, a *apiFlags, done string, ev progressEvent) error {
-	var js any
+	w := io.Out
+	if a.asJSON {
+		w = io.Err
+	}
 	switch {
 	case ev.GetQueued() != nil:
-		q := ev.GetQueued()
-		js = queuedJSON{"queued", timestamp(q.GetQueueTime())}
-		a.human(io, "queued at %s\n", timestamp(q.GetQueueTime()))
+		fmt.Fprintf(w, "queued at %s\n", timestamp(ev.GetQueued().GetQueueTime()))
 	case ev.GetSessionStarted() != nil:
 		s := ev.GetSessionStarted()
-		js = sessionJSON{"session_started", s.GetKey(), s.GetSessionId(), s.GetParties(), timestamp(s.GetDeadline())}
-		a.human(io, "session %s started for %s among %s (deadline %s)\n", s.GetSessionId(), s.GetKey(),
-			strings.Join(s.GetParties(), ", "), timestamp(s.GetDeadline()))
+		fmt.Fprintf(w, "session %s started for %s among %s (deadline %s)\n", s.GetSessionId(), s.GetKey(),
+			printable(strings.Join(s.GetParties(), ", ")), timestamp(s.GetDeadline()))
 	case ev.GetRoundCompleted() != nil:
 		r := ev.GetRoundCompleted()
-		js = roundJSON{"round_completed", r.GetRound(), r.GetTotalRounds()}
-		a.human(io, "round %d of %d done\n", r.GetRound(), r.GetTotalRounds())
+		fmt.Fprintf(w, "round %d of %d done\n", r.GetRound(), r.GetTotalRounds())
+	case ev.GetKey() != nil && a.asJSON:
+		return jsonResult(io, keyResultJSON{keyOut(ev.GetKey()), a.idempotencyKey})
 	case ev.GetKey() != nil:
-		js = doneJSON{"key", keyOut(ev.GetKey()), a.idempotencyKey}
-		a.human(io, "key %s:\n", done)
-		if !a.asJSON {
-			printKey(io.Out, ev.GetKey())
-		}
-	default:
-		return nil // an event this version does not know
+		fmt.Fprintf(w, "key %s:\n", done)
+		printKey(w, ev.GetKey())
 	}
-	if a.asJSON {
-		return writeJSONLine(io, js)
-	}
-	return nil
+	return nil // or an event this version does not know
 }
 
 // human prints a line of the human output (not with --json).
@@ -181,13 +196,12 @@ func (a *apiFlags) printIdempotencyKey(io IO) {
 }
 
 func runKeysGet(ctx context.Context, args []string, io IO) int {
-	fs, a := newAPIFlags("keys get", "KEY", io, defaultTimeout)
-	if code, done := parse(fs, args, 1); done {
+	var key string
+	fs, a := newAPIFlags("keys get", "[KEY]", io, defaultTimeout)
+	fs.StringVar(&key, "key", "", "the key: its ID, or keys/ and its ID (or give it as KEY)")
+	name, code, done := parseKeyed(fs, &key, args, 0)
+	if done {
 		return code
-	}
-	name, err := keyName(fs.Arg(0))
-	if err != nil {
-		return usageError(io, a.cmd, err)
 	}
 	return a.run(ctx, io, func(ctx context.Context, c *apiclient.Conn) error {
 		resp, err := cosignerv1.NewKeyServiceClient(c).GetKey(ctx, &cosignerv1.GetKeyRequest{Name: name})
@@ -263,26 +277,29 @@ func printKeyList(w io.Writer, l listJSON) {
 // deriveJSON is what keys derive --json prints.
 type deriveJSON struct {
 	Key            string   `json:"key"`
+	KeyID          string   `json:"key_id"`
 	DerivationPath []uint32 `json:"derivation_path"`
 	Scheme         string   `json:"scheme"`
 	PublicKey      string   `json:"public_key"`
+	EthAddress     string   `json:"eth_address,omitempty"`
 	ChainCode      string   `json:"chain_code"`
 }
 
 func runKeysDerive(ctx context.Context, args []string, io IO) int {
-	var pathArg string
-	fs, a := newAPIFlags("keys derive", "KEY", io, defaultTimeout)
-	fs.StringVar(&pathArg, "path", "", "non-hardened BIP-32 path below the key, e.g. m/0/5 (required)")
-	if code, done := parse(fs, args, 1); done {
+	var key, pathArg string
+	fs, a := newAPIFlags("keys derive", "[KEY]", io, defaultTimeout)
+	fs.StringVar(&key, "key", "", "the key: its ID, or keys/ and its ID (or give it as KEY)")
+	fs.StringVar(&pathArg, "path", "", "non-hardened BIP-32 path below the key, e.g. m/44/60/0/0/7 (required)")
+	name, code, done := parseKeyed(fs, &key, args, 0)
+	if done {
 		return code
 	}
-	name, err := keyName(fs.Arg(0))
-	if err == nil && pathArg == "" {
-		err = errors.New("--path is required")
+	if pathArg == "" {
+		return usageError(io, a.cmd, errors.New("--path is required"))
 	}
-	path, perr := parsePath(pathArg)
-	if err = errors.Join(err, perr); err != nil {
-		return usageError(io, a.cmd, err)
+	path, err := parsePath(pathArg)
+	if err != nil {
+		return usageError(io, a.cmd, fmt.Errorf("--path: %w", err))
 	}
 	return a.run(ctx, io, func(ctx context.Context, c *apiclient.Conn) error {
 		resp, err := cosignerv1.NewKeyServiceClient(c).DerivePublicKey(ctx,
@@ -291,24 +308,31 @@ func runKeysDerive(ctx context.Context, args []string, io IO) int {
 			return err
 		}
 		out := deriveJSON{
-			Key: name, DerivationPath: nonNil(path), Scheme: enumName(resp.GetScheme(), schemePrefix),
-			PublicKey: hex.EncodeToString(resp.GetPublicKey()), ChainCode: hex.EncodeToString(resp.GetChainCode()),
+			Key: name, KeyID: strings.TrimPrefix(name, "keys/"), DerivationPath: nonNil(path),
+			Scheme: enumName(resp.GetScheme(), schemePrefix), PublicKey: hex.EncodeToString(resp.GetPublicKey()),
+			EthAddress: ethAddress(resp.GetScheme(), resp.GetPublicKey()), ChainCode: hex.EncodeToString(resp.GetChainCode()),
 		}
 		if a.asJSON {
 			return jsonResult(io, out)
 		}
-		fmt.Fprintf(io.Out, "%s %s (%s)\n  public key: %s\n  chain code: %s\n", name, formatPath(path), out.Scheme, out.PublicKey, out.ChainCode)
+		fmt.Fprintf(io.Out, "%s %s (%s)\n  public key:  %s\n", name, formatPath(path), out.Scheme, out.PublicKey)
+		if out.EthAddress != "" {
+			fmt.Fprintf(io.Out, "  eth address: %s\n", out.EthAddress)
+		}
+		fmt.Fprintf(io.Out, "  chain code:  %s\n", out.ChainCode)
 		return nil
 	})
 }
 
 // keyJSON is a key as --json prints it.
 type keyJSON struct {
+	KeyID       string   `json:"key_id"`
 	Name        string   `json:"name"`
 	Scheme      string   `json:"scheme"`
 	Threshold   uint32   `json:"threshold"`
 	Parties     []string `json:"parties"`
 	PublicKey   string   `json:"public_key"`
+	EthAddress  string   `json:"eth_address,omitempty"` // CMP keys
 	ChainCode   string   `json:"chain_code"`
 	Epoch       uint64   `json:"epoch"`
 	DisplayName string   `json:"display_name"`
@@ -318,9 +342,9 @@ type keyJSON struct {
 
 func keyOut(k *cosignerv1.Key) keyJSON {
 	return keyJSON{
-		Name: k.GetName(), Scheme: enumName(k.GetScheme(), schemePrefix), Threshold: k.GetThreshold(),
-		Parties: nonNil(k.GetParties()), PublicKey: hex.EncodeToString(k.GetPublicKey()),
-		ChainCode: hex.EncodeToString(k.GetChainCode()), Epoch: k.GetEpoch(), DisplayName: k.GetDisplayName(),
+		KeyID: strings.TrimPrefix(k.GetName(), "keys/"), Name: k.GetName(), Scheme: enumName(k.GetScheme(), schemePrefix),
+		Threshold: k.GetThreshold(), Parties: nonNil(k.GetParties()), PublicKey: hex.EncodeToString(k.GetPublicKey()),
+		EthAddress: ethAddress(k.GetScheme(), k.GetPublicKey()), ChainCode: hex.EncodeToString(k.GetChainCode()), Epoch: k.GetEpoch(), DisplayName: k.GetDisplayName(),
 		CreateTime: timestamp(k.GetCreateTime()), UpdateTime: timestamp(k.GetUpdateTime()),
 	}
 }
@@ -331,6 +355,9 @@ func printKey(w io.Writer, k *cosignerv1.Key) {
 	fmt.Fprintf(w, "  scheme:       %s\n", j.Scheme)
 	fmt.Fprintf(w, "  threshold:    %d of %d (%s)\n", j.Threshold, len(j.Parties), strings.Join(j.Parties, ", "))
 	fmt.Fprintf(w, "  public key:   %s\n", j.PublicKey)
+	if j.EthAddress != "" {
+		fmt.Fprintf(w, "  eth address:  %s\n", j.EthAddress)
+	}
 	fmt.Fprintf(w, "  chain code:   %s\n", j.ChainCode)
 	fmt.Fprintf(w, "  epoch:        %d\n", j.Epoch)
 	fmt.Fprintf(w, "  display name: %s\n", printable(j.DisplayName))

@@ -34,17 +34,18 @@ const (
 
 // signCmd holds what every sign subcommand shares.
 type signCmd struct {
-	fs         *flag.FlagSet
-	a          *apiFlags
-	path, note string
-	maxWait    time.Duration
-	noWait     bool
+	fs              *flag.FlagSet
+	a               *apiFlags
+	key, path, note string
+	maxWait         time.Duration
+	noWait          bool
 }
 
 func newSignCmd(name, positional string, io IO) *signCmd {
-	fs, a := newAPIFlags(name, "KEY "+positional, io, defaultTimeout)
+	fs, a := newAPIFlags(name, strings.TrimSpace("[KEY] "+positional), io, defaultTimeout)
 	a.withIdempotencyKey(fs)
 	s := &signCmd{fs: fs, a: a}
+	fs.StringVar(&s.key, "key", "", "the key to sign with: its ID, or keys/ and its ID (or give it as KEY)")
 	fs.StringVar(&s.path, "path", "", "non-hardened BIP-32 path below the key to sign with, e.g. m/0/5 (default: the key itself)")
 	fs.StringVar(&s.note, "note", "", "free text for the audit log and the approval callback")
 	fs.DurationVar(&s.maxWait, "max-wait", 0, "how long one Sign call waits for the operation to end, at most 2m (default: the server's, 30s)")
@@ -52,39 +53,43 @@ func newSignCmd(name, positional string, io IO) *signCmd {
 	return s
 }
 
-// run parses args (KEY and one more), lets build set the payload from
-// the second, signs and waits for the outcome.
+// run parses args (the key and one more), lets build set the payload
+// from the last, signs and prints the operation.
 func (s *signCmd) run(ctx context.Context, args []string, io IO, build func(req *cosignerv1.SignRequest, arg string) error) int {
-	if code, done := parse(s.fs, args, 2); done {
+	key, code, done := parseKeyed(s.fs, &s.key, args, 1)
+	if done {
 		return code
 	}
-	req, err := s.request(build)
+	req, err := s.request(key, func(req *cosignerv1.SignRequest) error { return build(req, s.fs.Arg(0)) })
 	if err != nil {
 		return usageError(io, s.a.cmd, err)
 	}
 	return s.a.run(ctx, io, func(ctx context.Context, c *apiclient.Conn) error {
-		s.a.printIdempotencyKey(io)
-		req.IdempotencyKey = s.a.idempotencyKey
-		client := cosignerv1.NewSigningServiceClient(c)
-		resp, err := client.Sign(ctx, req)
+		op, err := s.sign(ctx, io, c, req)
 		if err != nil {
 			return err
-		}
-		op := resp.GetOperation()
-		if !s.noWait {
-			if op, err = waitFinal(ctx, client, op); err != nil {
-				return err
-			}
 		}
 		return reportOperation(io, s.a, op, s.noWait)
 	})
 }
 
-func (s *signCmd) request(build func(*cosignerv1.SignRequest, string) error) (*cosignerv1.SignRequest, error) {
-	key, err := keyName(s.fs.Arg(0))
+// sign sends req and, unless --no-wait, waits for the operation to end.
+func (s *signCmd) sign(ctx context.Context, io IO, c *apiclient.Conn, req *cosignerv1.SignRequest) (*cosignerv1.SignOperation, error) {
+	s.a.printIdempotencyKey(io)
+	req.IdempotencyKey = s.a.idempotencyKey
+	client := cosignerv1.NewSigningServiceClient(c)
+	resp, err := client.Sign(ctx, req)
 	if err != nil {
 		return nil, err
 	}
+	op := resp.GetOperation()
+	if !s.noWait {
+		return waitFinal(ctx, client, op)
+	}
+	return op, nil
+}
+
+func (s *signCmd) request(key string, build func(*cosignerv1.SignRequest) error) (*cosignerv1.SignRequest, error) {
 	path, err := parsePath(s.path)
 	if err != nil {
 		return nil, fmt.Errorf("--path: %w", err)
@@ -96,30 +101,47 @@ func (s *signCmd) request(build func(*cosignerv1.SignRequest, string) error) (*c
 	if s.maxWait > 0 {
 		req.MaxWait = durationpb.New(s.maxWait)
 	}
-	return req, build(req, s.fs.Arg(1))
+	return req, build(req)
 }
 
 func runSignEthTx(ctx context.Context, args []string, io IO) int {
 	var chainID uint64
 	s := newSignCmd("sign eth-tx", "FILE", io)
-	s.fs.Uint64Var(&chainID, "chain-id", 0, "chain ID: required for a legacy transaction whose v is 0, else 0 or the transaction's")
+	s.fs.Uint64Var(&chainID, "chain-id", 0, "chain ID: required for a legacy transaction without one, else 0 or the transaction's")
 	return s.run(ctx, args, io, func(req *cosignerv1.SignRequest, file string) error {
-		b, err := readInput(file, io)
-		if err != nil {
-			return err
-		}
-		tx, err := decodeHex(b)
-		if err != nil { // not hex: the raw encoding
-			tx = b
-		}
-		if len(tx) == 0 {
-			return fmt.Errorf("%s is empty", file)
-		}
-		req.Payload = &cosignerv1.SignRequest_EthereumTransaction{EthereumTransaction: &cosignerv1.EthereumTransaction{
-			UnsignedTransaction: tx, ChainId: chainID,
-		}}
-		return nil
+		return ethTxPayload(req, file, chainID, io)
 	})
+}
+
+// ethTxPayload reads an unsigned Ethereum transaction from file: in
+// go-ethereum's JSON form, or its canonical encoding as hex (0x and white
+// space allowed) or raw bytes. chainID, if not 0, must agree with the
+// JSON's.
+func ethTxPayload(req *cosignerv1.SignRequest, file string, chainID uint64, io IO) error {
+	b, err := readInput(file, io)
+	if err != nil {
+		return err
+	}
+	var tx []byte
+	if t := bytes.TrimSpace(b); len(t) > 0 && t[0] == '{' {
+		var fromJSON uint64
+		if tx, fromJSON, err = parseEthTxJSON(t); err != nil {
+			return fmt.Errorf("%s: %w", file, err)
+		}
+		if chainID != 0 && fromJSON != 0 && chainID != fromJSON {
+			return fmt.Errorf("--chain-id %d: %s is for chain %d", chainID, file, fromJSON)
+		}
+		chainID = max(chainID, fromJSON)
+	} else if tx, err = decodeHex(b); err != nil { // not hex: the raw encoding
+		tx = b
+	}
+	if len(tx) == 0 {
+		return fmt.Errorf("%s is empty", file)
+	}
+	req.Payload = &cosignerv1.SignRequest_EthereumTransaction{EthereumTransaction: &cosignerv1.EthereumTransaction{
+		UnsignedTransaction: tx, ChainId: chainID,
+	}}
+	return nil
 }
 
 func runSignEthMessage(ctx context.Context, args []string, io IO) int {
@@ -165,23 +187,28 @@ func runSignTaprootPSBT(ctx context.Context, args []string, io IO) int {
 	s := newSignCmd("sign taproot-psbt", "FILE", io)
 	s.fs.StringVar(&network, "network", "", "Bitcoin network: mainnet, testnet3, testnet4, signet or regtest (required)")
 	return s.run(ctx, args, io, func(req *cosignerv1.SignRequest, file string) error {
-		n, err := parseEnum(network, networkPrefix, cosignerv1.BitcoinNetwork_value)
-		if err != nil {
-			return fmt.Errorf("--network: %w", err)
-		}
-		b, err := readInput(file, io)
-		if err != nil {
-			return err
-		}
-		psbt, err := decodePSBT(b)
-		if err != nil {
-			return fmt.Errorf("%s: %w", file, err)
-		}
-		req.Payload = &cosignerv1.SignRequest_BitcoinTaprootPsbt{BitcoinTaprootPsbt: &cosignerv1.BitcoinTaprootPsbt{
-			Psbt: psbt, Network: cosignerv1.BitcoinNetwork(n),
-		}}
-		return nil
+		return psbtPayload(req, file, network, io)
 	})
+}
+
+// psbtPayload reads a Taproot PSBT to sign on network from file.
+func psbtPayload(req *cosignerv1.SignRequest, file, network string, io IO) error {
+	n, err := parseEnum(network, networkPrefix, cosignerv1.BitcoinNetwork_value)
+	if err != nil {
+		return fmt.Errorf("--network: %w", err)
+	}
+	b, err := readInput(file, io)
+	if err != nil {
+		return err
+	}
+	psbt, err := decodePSBT(b)
+	if err != nil {
+		return fmt.Errorf("%s: %w", file, err)
+	}
+	req.Payload = &cosignerv1.SignRequest_BitcoinTaprootPsbt{BitcoinTaprootPsbt: &cosignerv1.BitcoinTaprootPsbt{
+		Psbt: psbt, Network: cosignerv1.BitcoinNetwork(n),
+	}}
+	return nil
 }
 
 // decodePSBT accepts a binary PSBT or its base64.

@@ -72,10 +72,15 @@
 // [Load] reads DIR/devnet.json; [Info.ClientConfig] returns what
 // pkg/apiclient needs to dial one cosigner with one role's certificate and
 // attest it (the simulator root, the PCRs, the cosigner ID). With
-// cosignerctl, the same comes from the files devnet.json names:
+// cosignerctl, --devnet DIR does the same (cosigner 1 unless --cosigner K,
+// the role the command needs unless --role):
+//
+//	cosignerctl --devnet DIR keys list
+//
+// or, by hand, from the files devnet.json names:
 //
 //	cosignerctl keys list --addr API --cert DIR/clients/auditor.pem \
-//	  --key DIR/clients/auditor-key.pem --root DIR/sim-root.pem --pcr 0=PCR0
+//	  --cert-key DIR/clients/auditor-key.pem --root DIR/sim-root.pem --pcr 0=PCR0
 //
 // # DIR
 //
