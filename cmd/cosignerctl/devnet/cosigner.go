@@ -18,12 +18,16 @@ type cosigner struct {
 	id                  string
 	keyID               string
 	apiPort, healthPort int
+	metricsPort         int
 	parent, enclave     *proc
 }
 
 func (c *cosigner) prefix() string { return c.id + "/" }
 func (c *cosigner) api() string    { return "127.0.0.1:" + strconv.Itoa(c.apiPort) }
 func (c *cosigner) health() string { return "127.0.0.1:" + strconv.Itoa(c.healthPort) }
+func (c *cosigner) metrics() string {
+	return "127.0.0.1:" + strconv.Itoa(c.metricsPort)
+}
 
 func (c *cosigner) sock(d *Devnet, what string) string {
 	return "unix://" + socketPath(d.cfg.Dir, c.id, what)
@@ -34,7 +38,7 @@ func (c *cosigner) log(d *Devnet, what string) string {
 }
 
 func (c *cosigner) info(d *Devnet) CosignerInfo {
-	return CosignerInfo{ID: c.id, API: c.api(), Health: c.health(), KMSKeyID: c.keyID, S3Prefix: c.prefix(),
+	return CosignerInfo{ID: c.id, API: c.api(), Health: c.health(), Metrics: c.metrics(), KMSKeyID: c.keyID, S3Prefix: c.prefix(),
 		ParentLog: c.log(d, "parent"), EnclaveLog: c.log(d, "enclave")}
 }
 
@@ -47,6 +51,7 @@ func (c *cosigner) parentArgs(d *Devnet) []string {
 		"--egress-listen", c.sock(d, "egress"), "--creds-listen", c.sock(d, "creds"),
 		"--ingress-listen", "tcp://" + c.api(), "--ingress-enclave", c.sock(d, "api"),
 		"--health-listen", "tcp://" + c.health(), "--shutdown-timeout", "10s", "--log-format", "text",
+		"--metrics-listen", "tcp://" + c.metrics(), "--enclave-metrics", c.sock(d, "metrics"),
 	}
 	for _, hp := range d.egressAllow {
 		args = append(args, "--egress-allow", hp)
@@ -89,7 +94,7 @@ func (c *cosigner) enclaveArgs(d *Devnet, mode enclaveMode, init bool) []string 
 		"--client-ca", d.paths.clientCA().Cert, "--policy-admins", d.paths.admins(),
 		"--policy-quorum", strconv.Itoa(adminQuorum), "--approval-url", d.info.Approval.URL,
 		"--approval-handler-key", d.paths.handlerPub(), "--approval-audience", approvalAudience,
-		"--approval-ca", d.paths.approvalCA(),
+		"--approval-ca", d.paths.approvalCA(), "--metrics-listen", c.sock(d, "metrics"),
 	)
 }
 
@@ -115,6 +120,7 @@ func (d *Devnet) startEnclave(c *cosigner, mode enclaveMode, init bool) error {
 	if err := wipe(c.stateDir(d)); err != nil {
 		return err
 	}
+	_ = os.Remove(socketPath(d.cfg.Dir, c.id, "metrics")) // left by a killed enclave
 	p, err := startProc(c.id+" enclave", d.bins.enclave, c.enclaveArgs(d, mode, init), d.enclaveEnv, c.log(d, "enclave"))
 	if err != nil {
 		return err

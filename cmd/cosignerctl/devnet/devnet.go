@@ -467,6 +467,9 @@ func (d *Devnet) makeCosigners(ctx context.Context, prev *Info) error {
 		if c.healthPort, err = freePort(was.Health); err != nil {
 			return err
 		}
+		if c.metricsPort, err = freePort(was.Metrics); err != nil {
+			return err
+		}
 		if c.keyID = was.KMSKeyID; c.keyID == "" {
 			if c.keyID, err = createKey(ctx, d.info.KMS.Endpoint, c.id, d.pcrs); err != nil {
 				return err

@@ -68,6 +68,9 @@ type CosignerInfo struct {
 	API string `json:"api"`
 	// Health is the parent's HOST:PORT serving /healthz and /readyz.
 	Health string `json:"health"`
+	// Metrics is the parent's HOST:PORT serving /metrics: its own series
+	// and its enclave's (cosigner_enclave_*), relayed.
+	Metrics string `json:"metrics"`
 	// KMSKeyID is the KMS key that wraps the cosigner's data key.
 	KMSKeyID string `json:"kms_key_id"`
 	// S3Prefix is where its sealed state lives in the bucket.
