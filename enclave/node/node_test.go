@@ -112,11 +112,11 @@ func (c *cluster) start(t *testing.T, ctx context.Context, wg *sync.WaitGroup, i
 		Pools: mpc.PoolConfig{Target: 2, LowWater: 1}}))
 	jdg := must(judge.New(judge.Config{Self: id, Keys: eng, Policy: pol, Audit: log,
 		OnKeyCreated: func(k mpc.KeyInfo) { c.nodes[id].EnablePools(context.Background(), k) }}))
-	crd = must(coord.New(coord.Config{Self: id, Mux: mux, Sessions: noSessions{}, Engine: eng, Judge: jdg, AcceptTimeout: 2 * time.Second}))
+	crd = must(coord.New(coord.Config{Self: id, Mux: mux, Sessions: noSessions{}, Engine: eng, Judge: jdg, AcceptTimeout: 5 * time.Second}))
 	c.engines[id] = eng
 	c.nodes[id] = must(node.New(node.Config{Identity: ident, Engine: eng, Coord: crd, Keystore: ks, Store: store,
 		Policy: pol, Audit: log, Attester: att, TLSCert: sha256.Sum256([]byte("cert")),
-		Roster: func() []mpc.PartyID { return abc }, KeygenTime: time.Minute, SignTime: 30 * time.Second}))
+		Roster: func() []mpc.PartyID { return abc }, KeygenTime: 3 * time.Minute, SignTime: time.Minute}))
 	c.audits[id] = log
 	for _, run := range []func(context.Context) error{mux.Run, eng.Run, crd.Run} {
 		wg.Go(func() {

@@ -1,6 +1,7 @@
 package node_test
 
 import (
+	"bytes"
 	"context"
 	"crypto/sha256"
 	"fmt"
@@ -77,5 +78,25 @@ func TestPresignaturePoolsThroughCoordinator(t *testing.T) {
 	s.SetByteSlice(out.Raw[32:64])
 	if !ecdsa.NewSignature(&r, &s).Verify(digest[:], pub) {
 		t.Fatal("btcec does not verify the presigned signature")
+	}
+
+	// Refresh through the coordinator: every party moves to epoch 1 with
+	// new shares of the same key, and the key still signs.
+	refreshed, err := c.nodes["bob"].RefreshKey(context.Background(), signer, key.Info.Key, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if refreshed.Info.Epoch != 1 || !bytes.Equal(refreshed.Info.PublicKey, key.Info.PublicKey) {
+		t.Fatalf("refreshed key %+v", refreshed.Info)
+	}
+	digest = sha256.Sum256([]byte("after the refresh"))
+	out = c.signDigest(t, "carol", key, digest[:])
+	if out.State != api.StateSucceeded {
+		t.Fatalf("sign after the refresh: %+v", out)
+	}
+	r.SetByteSlice(out.Raw[:32])
+	s.SetByteSlice(out.Raw[32:64])
+	if !ecdsa.NewSignature(&r, &s).Verify(digest[:], pub) {
+		t.Fatal("btcec does not verify the signature made with refreshed shares")
 	}
 }
