@@ -102,16 +102,25 @@ func (j *Judge) Judge(ctx context.Context, from mpc.PartyID, p *coord.Proposal) 
 	case coord.OpSign:
 		return j.sign(ctx, from, p)
 	case coord.OpKeygen, coord.OpFROSTKeygen:
-		return j.keygen(p), nil
+		return j.keygen(ctx, from, p)
 	case coord.OpRefresh:
-		return j.refresh(ctx, p)
+		return j.refresh(ctx, from, p)
 	case coord.OpPresign:
 		return j.presign(ctx, p)
 	}
 	return coord.Task{}, &coord.Refusal{Code: coord.CodeInvalid, Err: errors.New("judge: unknown operation")}
 }
 
-func (j *Judge) keygen(p *coord.Proposal) coord.Task {
+// keygen accepts a keygen once its start is in the audit log (a key is
+// never made without an entry saying who asked for it); its result is
+// audited when it ends.
+func (j *Judge) keygen(ctx context.Context, from mpc.PartyID, p *coord.Proposal) (coord.Task, error) {
+	ev := auditfmt.Event{Type: auditfmt.AdminAction, Actor: "cosigner " + string(from), KeyID: mpc.KeyID(p.Session).String(),
+		RequestID: p.Session.String(), Reason: "key generation accepted", Details: map[string]string{
+			"op": p.Op.String(), "threshold": fmt.Sprint(p.Threshold), "parties": fmt.Sprint(p.Parties)}}
+	if err := j.audit(ctx, ev); err != nil {
+		return coord.Task{}, err
+	}
 	return coord.Task{Done: func(res coord.Result, err error) {
 		if err != nil {
 			return // nothing was created; the session's end is logged by coord
@@ -121,7 +130,7 @@ func (j *Judge) keygen(p *coord.Proposal) coord.Task {
 		if j.cfg.OnKeyCreated != nil {
 			j.cfg.OnKeyCreated(res.Key)
 		}
-	}}
+	}}, nil
 }
 
 // presign joins a pool refill only for a pool this party refills itself:
@@ -144,7 +153,7 @@ func (j *Judge) presign(ctx context.Context, p *coord.Proposal) (coord.Task, err
 	return coord.Task{}, nil
 }
 
-func (j *Judge) refresh(ctx context.Context, p *coord.Proposal) (coord.Task, error) {
+func (j *Judge) refresh(ctx context.Context, from mpc.PartyID, p *coord.Proposal) (coord.Task, error) {
 	info, err := j.cfg.Keys.Key(ctx, p.Key)
 	if err != nil {
 		return coord.Task{}, j.keyRefusal(p, err)
@@ -154,6 +163,11 @@ func (j *Judge) refresh(ctx context.Context, p *coord.Proposal) (coord.Task, err
 	}
 	if !sameSet(info.Parties, p.Parties) {
 		return coord.Task{}, &coord.Refusal{Code: coord.CodeUnknownKey, Err: errors.New("judge: refresh names another party set")}
+	}
+	ev := auditfmt.Event{Type: auditfmt.AdminAction, Actor: "cosigner " + string(from), KeyID: p.Key.String(),
+		RequestID: p.Session.String(), Reason: "key refresh accepted", Details: map[string]string{"epoch": fmt.Sprint(p.Epoch)}}
+	if err := j.audit(ctx, ev); err != nil {
+		return coord.Task{}, err
 	}
 	return coord.Task{Done: func(res coord.Result, err error) {
 		if err == nil {

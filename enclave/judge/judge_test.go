@@ -301,8 +301,19 @@ func TestKeygenAudited(t *testing.T) {
 	}
 	task.Done(coord.Result{}, errors.New("session failed"))
 	task.Done(coord.Result{Key: mpc.KeyInfo{Key: mpc.KeyID(id), Scheme: mpc.SchemeTaproot}}, nil)
-	if got := f.entries(t); len(got) != 1 || got[0] != "key_created" {
-		t.Errorf("audit: %q, want one key_created", got)
+	if got := f.entries(t); len(got) != 2 || got[0] != "admin_action  key generation accepted" || got[1] != "key_created" {
+		t.Errorf("audit: %q, want the accepted keygen, then one key_created", got)
+	}
+}
+
+// A keygen whose start cannot be audited is refused: no key is made
+// without an entry saying who asked for it.
+func TestKeygenRefusedWithoutAudit(t *testing.T) {
+	f := newFixture(t, false, failingAudit{})
+	id, _ := mpc.NewSessionID()
+	_, err := f.judge.Judge(context.Background(), "bob", &coord.Proposal{Session: id, Op: coord.OpKeygen})
+	if got := refusalCode(t, err); got != coord.CodeInternal {
+		t.Fatalf("code %s, want internal", got)
 	}
 }
 

@@ -197,14 +197,21 @@ func TestCreateKeyAndSignAcrossNodes(t *testing.T) {
 	if len(out.Signers) != 2 || out.Signers[0] != "carol" {
 		t.Errorf("signers %v", out.Signers)
 	}
-	// Every signer audited its own decision, with the caller as relayed.
+	// Every signer audited its own decision, with the caller as relayed,
+	// and its outcome (written as its session ends, so a moment after the
+	// initiator's result).
 	for _, id := range out.Signers {
-		recs := must(c.audits[id].Read(context.Background(), 1, 100))
-		var types []string
-		for _, r := range recs {
-			types = append(types, string(r.Entry.Type))
+		var got string
+		for end := time.Now().Add(10 * time.Second); ; time.Sleep(10 * time.Millisecond) {
+			var types []string
+			for _, r := range must(c.audits[id].Read(context.Background(), 1, 100)) {
+				types = append(types, string(r.Entry.Type))
+			}
+			if got = strings.Join(types, ","); strings.Contains(got, "sign_requested,sign_decided,signed") || time.Now().After(end) {
+				break
+			}
 		}
-		if got := strings.Join(types, ","); !strings.Contains(got, "sign_requested,sign_decided,signed") {
+		if !strings.Contains(got, "sign_requested,sign_decided,signed") {
 			t.Errorf("%s audit: %s", id, got)
 		}
 	}
