@@ -13,7 +13,7 @@ export CGO_ENABLED := 1
 
 .DEFAULT_GOAL := help
 
-.PHONY: help build build-release test soak lint fmt-check vet staticcheck proto proto-check bench fuzz demo clean
+.PHONY: help build build-release test soak lint fmt-check vet staticcheck proto proto-check bench bench-smoke bench-go fuzz demo clean
 
 help: ## list the targets
 	@awk 'BEGIN {FS = ":.*## "} /^[a-zA-Z_-]+:.*## / {printf "  %-14s %s\n", $$1, $$2}' $(MAKEFILE_LIST)
@@ -60,7 +60,18 @@ proto: ## regenerate proto/'s Go code (pinned buf and plugins, built once; see t
 proto-check: ## lint proto/ and fail, with a diff, if regenerating changes the committed code
 	bash tools/protoc/gen.sh check
 
-bench: ## run the benchmarks (BENCHTIME=1x by default; e.g. BENCHTIME=5x)
+bench: build ## the benchmark harness (bench/): devnets on this machine, library and tss-lib ratios, sealed state; writes bench/results.json and BENCHMARKS.md (15-20 minutes on 2 cores)
+	$(GO) build -o bin/bench ./bench/cmd/bench
+	bin/bench run -bin bin -tsslib bench/tsslib -out bench/results.json -md BENCHMARKS.md
+	bin/bench check -require bench/results.json
+
+bench-smoke: build ## the benchmark harness at tiny sizes (under two minutes): checks that it runs and writes a well-formed results file; asserts no figure
+	$(GO) build -o bin/bench ./bench/cmd/bench
+	@tmp=$$(mktemp -d) && trap 'rm -rf "$$tmp"' EXIT && \
+		bin/bench run -smoke -bin bin -tsslib bench/tsslib -out "$$tmp/results.json" -md "$$tmp/BENCHMARKS.md" && \
+		bin/bench check "$$tmp/results.json"
+
+bench-go: ## the Go microbenchmarks (go test -bench; BENCHTIME=1x by default; e.g. BENCHTIME=5x)
 	$(GO) test -run '^$$' -bench . -benchtime $(BENCHTIME) -benchmem -timeout 60m ./...
 
 fuzz: ## run every fuzz target for FUZZTIME each (default 30s)
