@@ -2,7 +2,7 @@ package api
 
 import (
 	"context"
-	"crypto/x509"
+	"crypto/tls"
 	"errors"
 	"fmt"
 	"io"
@@ -58,7 +58,7 @@ func (s *Server) stream(srv any, ss grpc.ServerStream, info *grpc.StreamServerIn
 // caller's roles may call the method (PERMISSION_DENIED). It returns the
 // call's context carrying the Caller.
 func (s *Server) admit(c *call) (context.Context, error) {
-	caller, err := authenticate(c.ctx)
+	caller, err := s.authenticate(c.ctx)
 	if err != nil {
 		return c.ctx, err
 	}
@@ -72,16 +72,28 @@ func (s *Server) admit(c *call) (context.Context, error) {
 	return context.WithValue(c.ctx, callerKey{}, caller), nil
 }
 
-// authenticate derives the caller from the client certificate chain that
-// TLS verified against the client CAs.
-func authenticate(ctx context.Context) (Caller, error) {
+// authenticate derives the caller from the client certificate: through
+// Config.Users when set (the workspace's API users, by public key), else
+// from the role URIs of the chain TLS verified against the client CAs.
+func (s *Server) authenticate(ctx context.Context) (Caller, error) {
 	p, _ := peer.FromContext(ctx)
-	var chains [][]*x509.Certificate
+	var state tls.ConnectionState
 	if p != nil {
 		if ti, ok := p.AuthInfo.(credentials.TLSInfo); ok {
-			chains = ti.State.VerifiedChains
+			state = ti.State
 		}
 	}
+	if s.users != nil {
+		if len(state.PeerCertificates) == 0 {
+			return Caller{}, failure(codes.Unauthenticated, "a client certificate is required")
+		}
+		caller, err := s.users.Caller(state.PeerCertificates[0])
+		if err != nil {
+			return Caller{}, failure(codes.PermissionDenied, msgNoUser)
+		}
+		return caller, nil
+	}
+	chains := state.VerifiedChains
 	if len(chains) == 0 || len(chains[0]) == 0 {
 		return Caller{}, failure(codes.Unauthenticated, "a verified client certificate is required")
 	}

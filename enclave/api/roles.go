@@ -32,6 +32,10 @@ var methodRoles = map[string][]Role{
 
 	pb.AttestationService_GetAttestation_FullMethodName: anyRole,
 
+	pb.WorkspaceService_GetWorkspace_FullMethodName:            anyRole,
+	pb.WorkspaceService_ListPairingRequests_FullMethodName:     {RoleAdmin},
+	pb.WorkspaceService_ProposeWorkspaceVersion_FullMethodName: {RoleAdmin},
+
 	healthpb.Health_Check_FullMethodName: anyRole,
 	healthpb.Health_List_FullMethodName:  anyRole,
 	healthpb.Health_Watch_FullMethodName: anyRole,

@@ -49,9 +49,16 @@ type Config struct {
 	Node Node
 	// ServerCert is the TLS identity made inside the enclave. Required.
 	ServerCert *ServerCert
-	// ClientCAs verifies client certificates. Required: every caller
-	// presents a certificate issued by one of them.
+	// ClientCAs verifies client certificates: every caller presents a
+	// certificate issued by one of them, whose role URIs are its roles
+	// (CallerFromCert). Required unless Users is set.
 	ClientCAs *x509.CertPool
+	// Users, if set, names the callers instead: every caller presents a
+	// certificate whose public key is an API user's (the workspace's),
+	// and has that user's roles; ClientCAs, if also set, must issue it.
+	Users UserDirectory
+	// Workspace serves WorkspaceService; nil answers FAILED_PRECONDITION.
+	Workspace Workspace
 	// Idempotency keeps the responses of mutating calls (CreateKey,
 	// RefreshKey, Sign, SetPolicy) for IdempotencyTTL. Required;
 	// *keystore.Store is one.
@@ -88,8 +95,8 @@ func (c Config) check() error {
 		return errors.New("api: Config.Node is required")
 	case c.ServerCert == nil:
 		return errors.New("api: Config.ServerCert is required")
-	case c.ClientCAs == nil:
-		return errors.New("api: Config.ClientCAs is required")
+	case c.ClientCAs == nil && c.Users == nil:
+		return errors.New("api: Config.ClientCAs or Config.Users is required")
 	case c.Idempotency == nil:
 		return errors.New("api: Config.Idempotency is required")
 	case c.MaxRecvMsgSize < 0 || c.MaxOperations < 0 || c.MaxInFlight < 0 ||
@@ -129,6 +136,8 @@ func setDefault[T comparable](v *T, def T) {
 // for its contract.
 type Server struct {
 	node            Node
+	users           UserDirectory
+	workspace       Workspace
 	cert            *ServerCert
 	log             *slog.Logger
 	now             func() time.Time
@@ -167,6 +176,8 @@ func New(cfg Config) (*Server, error) {
 	cfg = cfg.withDefaults()
 	s := &Server{
 		node:            cfg.Node,
+		users:           cfg.Users,
+		workspace:       cfg.Workspace,
 		cert:            cfg.ServerCert,
 		log:             cfg.Logger,
 		now:             cfg.Now,
@@ -195,12 +206,18 @@ func New(cfg Config) (*Server, error) {
 	return s, nil
 }
 
-// tlsConfig is TLS 1.3 only, with a verified client certificate required.
+// tlsConfig is TLS 1.3 only, with a client certificate required: verified
+// against the client CAs when set; with only Users, any certificate whose
+// key is a user's (checked per call, so that a revocation applies at once).
 func tlsConfig(cfg Config) *tls.Config {
+	auth := tls.RequireAndVerifyClientCert
+	if cfg.ClientCAs == nil {
+		auth = tls.RequireAnyClientCert
+	}
 	return &tls.Config{
 		MinVersion:   tls.VersionTLS13,
 		Certificates: []tls.Certificate{cfg.ServerCert.TLS},
-		ClientAuth:   tls.RequireAndVerifyClientCert,
+		ClientAuth:   auth,
 		ClientCAs:    cfg.ClientCAs,
 		Time:         cfg.Now,
 	}
@@ -212,6 +229,7 @@ func (s *Server) register() {
 	pb.RegisterPolicyServiceServer(s.grpc, &policyService{s: s})
 	pb.RegisterAuditServiceServer(s.grpc, &auditService{s: s})
 	pb.RegisterAttestationServiceServer(s.grpc, &attestationService{s: s})
+	pb.RegisterWorkspaceServiceServer(s.grpc, &workspaceService{s: s})
 	s.health = health.NewServer()
 	for name := range s.grpc.GetServiceInfo() {
 		s.health.SetServingStatus(name, healthpb.HealthCheckResponse_SERVING)

@@ -19,6 +19,7 @@ var signTexts = texts{
 	codes.NotFound:           "key not found",
 	codes.InvalidArgument:    "the payload was refused: it does not parse or breaks a limit",
 	codes.FailedPrecondition: "the payload does not fit the key's scheme",
+	codes.PermissionDenied:   "the key's owner does not let this caller sign with it",
 }
 
 // deadlineMargin is how long before the call's deadline Sign returns an

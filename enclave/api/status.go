@@ -34,6 +34,7 @@ const (
 	msgInternal    = "internal error"
 	msgMalformed   = "malformed request message"
 	msgNoRole      = "the client certificate names no role"
+	msgNoUser      = "the client certificate's key is not an API user of the workspace"
 	msgDenied      = "the caller's role may not call this method"
 	msgRateLimited = "too many requests from this caller; retry later"
 	msgBusy        = "too many operations in progress; retry later"

@@ -31,6 +31,7 @@ const (
 	opPurgeIdempotency
 	opReserveSpends
 	opReleaseSpends
+	opPutWorkspace
 )
 
 // envelope is the outer record array.
@@ -135,6 +136,8 @@ func newMutation(op opCode) (mutation, error) {
 		return new(reserveSpendsChange), nil
 	case opReleaseSpends:
 		return new(releaseSpendsChange), nil
+	case opPutWorkspace:
+		return new(putWorkspaceChange), nil
 	}
 	return nil, fmt.Errorf("%w: unknown op %d", ErrBadRecord, op)
 }

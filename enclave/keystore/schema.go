@@ -78,6 +78,14 @@ var migrations = []string{
 	) WITHOUT ROWID;
 	CREATE INDEX ks.policy_window_key ON policy_window (key_id, at);
 	CREATE INDEX ks.policy_window_at ON policy_window (at);`,
+
+	// 3: workspace document versions (enclave/workspace), each a signed
+	// version chaining from the one before.
+	`CREATE TABLE ks.workspace (
+		version    INTEGER PRIMARY KEY CHECK (version > 0),
+		document   BLOB NOT NULL,
+		created_at INTEGER NOT NULL
+	);`,
 }
 
 // SchemaVersion is the schema version this build writes.

@@ -11,6 +11,7 @@ import (
 	"github.com/nitro-cosigner/nitro-cosigner/enclave/link"
 	"github.com/nitro-cosigner/nitro-cosigner/enclave/mpc"
 	"github.com/nitro-cosigner/nitro-cosigner/enclave/peer"
+	"github.com/nitro-cosigner/nitro-cosigner/enclave/workspace"
 	shared "github.com/nitro-cosigner/nitro-cosigner/pkg/metrics"
 	"github.com/nitro-cosigner/nitro-cosigner/pkg/wire"
 )
@@ -22,6 +23,9 @@ type Sources struct {
 	Peer        func() peer.Stats                // (*peer.Peer).Stats
 	Link        func() link.Stats                // (*link.Client).Stats
 	Replication func() keystore.ReplicationStats // (*keystore.Store).ReplicationStats
+	Workspace   func() workspace.Stats           // (*workspace.Manager).Stats
+	// WorkspaceVersion is the workspace version held (0: none).
+	WorkspaceVersion func() uint64
 }
 
 // Watch registers collectors for the sources that are set.
@@ -39,12 +43,27 @@ func (m *Metrics) Watch(s Sources) error {
 	if s.Replication != nil {
 		cs = append(cs, replicationCollector(s.Replication))
 	}
+	if s.Workspace != nil && s.WorkspaceVersion != nil {
+		cs = append(cs, workspaceCollector(s.Workspace, s.WorkspaceVersion))
+	}
 	for _, c := range cs {
 		if err := m.reg.Register(c); err != nil {
 			return err
 		}
 	}
 	return nil
+}
+
+func workspaceCollector(snap func() workspace.Stats, version func() uint64) prometheus.Collector {
+	type s = workspace.Stats
+	return shared.Snapshot(snap,
+		shared.Counter(ns+"pairing_requests_total", "Pairing requests received from cosigners that want to join.", func(s s) float64 { return float64(s.PairingRequests) }),
+		shared.Counter(ns+"pairing_refused_total", "Pairing requests refused (token, attestation, keys; see the audit log).", func(s s) float64 { return float64(s.PairingRefused) }),
+		shared.Counter(ns+"workspace_versions_applied_total", "Workspace versions stored (bootstrap, approved here, or received).", func(s s) float64 { return float64(s.VersionsApplied) }),
+		shared.Counter(ns+"workspace_versions_refused_total", "Workspace versions refused: stale, forked or without the admin quorum.", func(s s) float64 { return float64(s.VersionsRefused) }),
+		shared.Counter(ns+"workspace_messages_dropped_total", "Workspace messages dropped: malformed or the queue full.", func(s s) float64 { return float64(s.Dropped) }),
+		shared.Gauge(ns+"workspace_version", "The workspace version this cosigner holds.", func(s) float64 { return float64(version()) }),
+	)
 }
 
 func peerCollector(snap func() peer.Stats) prometheus.Collector {

@@ -1,6 +1,7 @@
 package policy
 
 import (
+	"bytes"
 	"context"
 	"crypto/rand"
 	"errors"
@@ -194,6 +195,19 @@ func (e *Engine) Release(ctx context.Context, r Reservation) error {
 	return nil
 }
 
+// SetAdmins replaces the admin set that approves new documents (the
+// workspace's admins changed). An invalid set is refused and the current
+// one kept.
+func (e *Engine) SetAdmins(admins AdminSet) error {
+	if err := admins.Validate(); err != nil {
+		return err
+	}
+	e.mu.Lock()
+	defer e.mu.Unlock()
+	e.admins = admins
+	return nil
+}
+
 // Policy returns the latest stored policy document, or ErrNoPolicy.
 func (e *Engine) Policy(ctx context.Context) (*Document, error) {
 	return e.current(ctx)
@@ -209,7 +223,13 @@ func (e *Engine) SetPolicy(ctx context.Context, raw []byte, approvals []Approval
 	if err != nil {
 		return nil, err
 	}
-	err = e.store.PutPolicy(ctx, doc.version, doc.raw)
+	return e.put(ctx, doc)
+}
+
+// put stores doc as the newest policy (ErrStaleVersion unless its version
+// is above the stored one's).
+func (e *Engine) put(ctx context.Context, doc *Document) (*Document, error) {
+	err := e.store.PutPolicy(ctx, doc.version, doc.raw)
 	if errors.Is(err, keystore.ErrStaleVersion) {
 		return nil, fmt.Errorf("%w: offered version %d", ErrStaleVersion, doc.version)
 	}
@@ -218,6 +238,22 @@ func (e *Engine) SetPolicy(ctx context.Context, raw []byte, approvals []Approval
 	}
 	e.remember(doc)
 	return doc, nil
+}
+
+// Install stores the document raw as the policy without checking
+// approvals: for a document the workspace's admin quorum approved as part
+// of a workspace version (enclave/workspace). A document whose version is
+// not above the stored one fails with ErrStaleVersion, unless it is the
+// stored document itself (then it is a no-op).
+func (e *Engine) Install(ctx context.Context, raw []byte) (*Document, error) {
+	doc, err := Parse(raw)
+	if err != nil {
+		return nil, err
+	}
+	if cur, err := e.current(ctx); err == nil && cur.version == doc.version && bytes.Equal(cur.raw, doc.raw) {
+		return cur, nil
+	}
+	return e.put(ctx, doc)
 }
 
 // CheckApprovals parses raw and checks that approvals carry the admin
@@ -229,7 +265,10 @@ func (e *Engine) CheckApprovals(raw []byte, approvals []Approval) (*Document, er
 	if err != nil {
 		return nil, err
 	}
-	if err := VerifyApprovals(doc.raw, approvals, e.admins); err != nil {
+	e.mu.Lock()
+	admins := e.admins
+	e.mu.Unlock()
+	if err := VerifyApprovals(doc.raw, approvals, admins); err != nil {
 		return nil, err
 	}
 	return doc, nil

@@ -442,3 +442,42 @@ func TestEnginePrunes(t *testing.T) {
 		t.Fatalf("%d spends of key 1 older than MaxWindow, want 0", n)
 	}
 }
+
+// Install stores a document the workspace's quorum approved, without
+// approvals of its own: a malformed or older one is refused, the stored
+// one again is a no-op, and SetAdmins changes who approves SetPolicy.
+func TestEngineInstallAndSetAdmins(t *testing.T) {
+	ctx := context.Background()
+	f := newFixture(t)
+	if _, err := f.engine.Install(ctx, []byte(`{"version":2,"extra":1}`)); !errors.Is(err, ErrMalformed) {
+		t.Fatalf("malformed document: %v", err)
+	}
+	v2 := []byte(engineDoc(2, 1000))
+	if d, err := f.engine.Install(ctx, v2); err != nil || d.Version() != 2 {
+		t.Fatalf("Install: %v", err)
+	}
+	if _, err := f.engine.Install(ctx, v2); err != nil {
+		t.Fatalf("the stored document again: %v", err)
+	}
+	if _, err := f.engine.Install(ctx, []byte(engineDoc(2, 5))); !errors.Is(err, ErrStaleVersion) {
+		t.Fatalf("another document of the stored version: %v", err)
+	}
+	if _, err := f.engine.Install(ctx, []byte(engineDoc(1, 5))); !errors.Is(err, ErrStaleVersion) {
+		t.Fatalf("an older version: %v", err)
+	}
+
+	if err := f.engine.SetAdmins(AdminSet{Threshold: 1}); !errors.Is(err, ErrAdminSet) {
+		t.Fatalf("an empty admin set: %v", err)
+	}
+	v3 := []byte(engineDoc(3, 1000))
+	a, c := f.admins[0], f.admins[2]
+	if err := f.engine.SetAdmins(adminSet(1, c)); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := f.engine.SetPolicy(ctx, v3, []Approval{a.approve(v3)}); !errors.Is(err, ErrQuorum) {
+		t.Fatalf("an admin no longer in the set: %v", err)
+	}
+	if _, err := f.engine.SetPolicy(ctx, v3, []Approval{c.approve(v3)}); err != nil {
+		t.Fatalf("the new admin: %v", err)
+	}
+}

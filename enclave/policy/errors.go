@@ -1,6 +1,10 @@
 package policy
 
-import "errors"
+import (
+	"errors"
+
+	"github.com/nitro-cosigner/nitro-cosigner/pkg/quorum"
+)
 
 // Sentinel errors. Callers test them with errors.Is; the package wraps them
 // with context that never echoes the untrusted input.
@@ -11,11 +15,11 @@ var (
 
 	// ErrQuorum means the approvals of a new document do not reach the
 	// admin threshold (see VerifyApprovals).
-	ErrQuorum = errors.New("policy: not enough valid admin approvals")
+	ErrQuorum = quorum.ErrQuorum
 
 	// ErrAdminSet means the configured admin set is unusable: no keys, an
 	// unsupported or repeated key, a threshold out of range.
-	ErrAdminSet = errors.New("policy: invalid admin set")
+	ErrAdminSet = quorum.ErrAdminSet
 
 	// ErrStaleVersion means a new document's version is not greater than
 	// the stored one's.

@@ -28,6 +28,11 @@ const (
 	SignFailed    Type = "sign_failed"    // an allowed signing session failed
 	PolicyChanged Type = "policy_changed" // a new policy version was stored
 	AdminAction   Type = "admin_action"   // any other administrative call
+
+	WorkspaceChanged Type = "workspace_changed" // a new workspace version was stored
+	WorkspaceRefused Type = "workspace_refused" // an offered workspace version was refused (stale, fork, quorum)
+	PairingRequested Type = "pairing_requested" // a pairing request verified and awaits the admins
+	PairingRefused   Type = "pairing_refused"   // a pairing token or request was refused
 )
 
 // Decision is the outcome a sign_decided entry records.

@@ -71,6 +71,10 @@ func (k *IdentityKey) Public() ed25519.PublicKey {
 	return append(ed25519.PublicKey(nil), k.priv.Public().(ed25519.PublicKey)...)
 }
 
+// Sign signs msg with pure Ed25519 (RFC 8032), for messages outside the
+// frame format (a pairing request).
+func (k *IdentityKey) Sign(msg []byte) []byte { return ed25519.Sign(k.priv, msg) }
+
 // Seed returns the 32-byte seed to store in the keystore.
 func (k *IdentityKey) Seed() secret.Bytes {
 	seed := k.priv.Seed()

@@ -73,8 +73,9 @@ type Receiver struct {
 	roster   *Roster
 	sessions Sessions
 	roots    *x509.CertPool
-	policies map[string]attestation.Policy
-	window   int64 // ms
+	debug    bool          // AllowDebug
+	maxAge   time.Duration // MaxAttestationAge
+	window   int64         // ms
 	clock    func() time.Time
 
 	cache  *attCache
@@ -99,7 +100,8 @@ func NewReceiver(cfg ReceiverConfig) (*Receiver, error) {
 		roster:   cfg.Roster,
 		sessions: cfg.Sessions,
 		roots:    cfg.Roots,
-		policies: policies(cfg),
+		debug:    cfg.AllowDebug,
+		maxAge:   cfg.MaxAttestationAge,
 		window:   window,
 		clock:    cfg.Clock,
 		cache:    newAttCache(cfg.MaxCachedAttestations),
@@ -149,19 +151,10 @@ func orDefault[T comparable](v, def T) T {
 	return v
 }
 
-// policies returns each member's attestation policy: its PCRs, its identity
-// binding in user_data, debug refused unless allowed.
-func policies(cfg ReceiverConfig) map[string]attestation.Policy {
-	out := make(map[string]attestation.Policy, len(cfg.Roster.members))
-	for id, m := range cfg.Roster.members {
-		out[id] = attestation.Policy{
-			PCRs:       m.PCRs,
-			AllowDebug: cfg.AllowDebug,
-			UserData:   attestation.Equal(m.binding),
-			MaxAge:     cfg.MaxAttestationAge,
-		}
-	}
-	return out
+// policy is a member's attestation policy: its PCRs, its identity binding
+// in user_data, debug refused unless allowed.
+func (r *Receiver) policy(m *member) attestation.Policy {
+	return attestation.Policy{PCRs: m.PCRs, AllowDebug: r.debug, UserData: attestation.Equal(m.binding), MaxAge: r.maxAge}
 }
 
 // Receive verifies one frame and returns its message, or an error wrapping
@@ -315,7 +308,7 @@ func (r *Receiver) validWhenMade(raw []byte) bool {
 }
 
 func (r *Receiver) checkPolicy(doc *attestation.Document, sender *member, now time.Time) error {
-	err := r.policies[sender.ID].Check(doc, now)
+	err := r.policy(sender).Check(doc, now)
 	switch {
 	case err == nil:
 		return nil

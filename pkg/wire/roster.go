@@ -49,9 +49,12 @@ func (m Member) Binding() []byte {
 	return BindingUserData(m.ID, m.Identity, m.Encryption.Bytes())
 }
 
-// Roster is the fixed set of cosigners a Signer may send to and a Receiver
-// accepts frames from. It is immutable and safe for concurrent use.
+// Roster is the set of cosigners a Signer may send to and a Receiver
+// accepts frames from. Replace swaps the whole set at once (a new
+// workspace version): frames of a member it removes are refused from then
+// on. It is safe for concurrent use.
 type Roster struct {
+	mu      sync.RWMutex
 	members map[string]*member
 }
 
@@ -67,18 +70,39 @@ type member struct {
 // and valid, each identity key 32 bytes, each encryption key X25519, and each
 // member must pin at least one PCR: a roster never accepts any enclave image.
 func NewRoster(members ...Member) (*Roster, error) {
-	r := &Roster{members: make(map[string]*member, len(members))}
+	set, err := memberSet(members)
+	if err != nil {
+		return nil, err
+	}
+	return &Roster{members: set}, nil
+}
+
+// Replace checks the members as NewRoster does and, if they are valid,
+// makes them the roster; otherwise the roster is unchanged.
+func (r *Roster) Replace(members ...Member) error {
+	set, err := memberSet(members)
+	if err != nil {
+		return err
+	}
+	r.mu.Lock()
+	r.members = set
+	r.mu.Unlock()
+	return nil
+}
+
+func memberSet(members []Member) (map[string]*member, error) {
+	set := make(map[string]*member, len(members))
 	for i, m := range members {
 		mm, err := newMember(m)
 		if err != nil {
 			return nil, fmt.Errorf("wire: roster entry %d: %w", i, err)
 		}
-		if _, dup := r.members[m.ID]; dup {
+		if _, dup := set[m.ID]; dup {
 			return nil, fmt.Errorf("wire: roster entry %d: duplicate ID", i)
 		}
-		r.members[m.ID] = mm
+		set[m.ID] = mm
 	}
-	return r, nil
+	return set, nil
 }
 
 func newMember(m Member) (*member, error) {
@@ -142,8 +166,8 @@ func validName(s string, max int) bool {
 
 // Member returns a copy of the member with that ID.
 func (r *Roster) Member(id string) (Member, bool) {
-	m, ok := r.members[id]
-	if !ok {
+	m := r.lookup(id)
+	if m == nil {
 		return Member{}, false
 	}
 	return cloneMember(m.Member), true
@@ -151,13 +175,19 @@ func (r *Roster) Member(id string) (Member, bool) {
 
 // IDs returns the members' IDs in ascending order.
 func (r *Roster) IDs() []string {
+	r.mu.RLock()
+	defer r.mu.RUnlock()
 	return slices.Sorted(maps.Keys(r.members))
 }
 
+// lookup returns the member with that ID; members are never modified, so
+// the result stays valid after a Replace.
 func (r *Roster) lookup(id string) *member {
 	if r == nil {
 		return nil
 	}
+	r.mu.RLock()
+	defer r.mu.RUnlock()
 	return r.members[id]
 }
 
@@ -198,6 +228,18 @@ func (t *SessionTable) Remove(session SessionID) {
 	t.mu.Lock()
 	defer t.mu.Unlock()
 	delete(t.sessions, session)
+}
+
+// Replace sets a session's parties, adding the session if it is new: the
+// long-lived control session follows the roster this way.
+func (t *SessionTable) Replace(session SessionID, parties ...string) {
+	set := make(map[string]bool, len(parties))
+	for _, p := range parties {
+		set[p] = true
+	}
+	t.mu.Lock()
+	defer t.mu.Unlock()
+	t.sessions[session] = set
 }
 
 // IsParty implements [Sessions].
