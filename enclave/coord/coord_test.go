@@ -225,6 +225,18 @@ func TestSignerComputesItsOwnDigest(t *testing.T) {
 	}
 }
 
+// A presignature refusal reaches the initiator with its own code (the
+// initiator retries on it), not as an internal failure.
+func TestPresignatureRefusalKeepsItsCode(t *testing.T) {
+	c := newCluster(t, 0)
+	c.nodes["carol"].judge.refuse = coord.CodePresignature
+	_, err := c.nodes["alice"].coord.Initiate(context.Background(), proposal(t, coord.OpFROSTKeygen, abc, 10*time.Second))
+	var refused *coord.RefusedError
+	if !errors.As(err, &refused) || refused.Party != "carol" || refused.Code != coord.CodePresignature {
+		t.Fatalf("got %v, want carol's presignature refusal", err)
+	}
+}
+
 func TestRefusalNamesPartyAndCode(t *testing.T) {
 	c := newCluster(t, 0)
 	c.nodes["carol"].judge.refuse = coord.CodePolicy

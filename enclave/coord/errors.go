@@ -19,6 +19,11 @@ const (
 	CodeApproval                   // the approval callback did not approve
 	CodeBusy                       // too many sessions in progress
 	CodeUnknownKey                 // the party does not hold the key or epoch
+	// CodePresignature: the presignature the proposal names is not
+	// available to it here: this party does not hold it, or has promised
+	// it to another sign (see enclave/judge). The initiator may propose
+	// again with another presignature, or a full sign.
+	CodePresignature
 )
 
 func (c Code) String() string {
@@ -35,6 +40,8 @@ func (c Code) String() string {
 		return "busy"
 	case CodeUnknownKey:
 		return "unknown_key"
+	case CodePresignature:
+		return "presignature_unavailable"
 	}
 	return "unknown_code"
 }
@@ -58,7 +65,7 @@ func (r *Refusal) Unwrap() error { return r.Err }
 // codeOf is the code sent for a Judge's error.
 func codeOf(err error) Code {
 	var r *Refusal
-	if errors.As(err, &r) && r.Code >= CodeInternal && r.Code <= CodeUnknownKey {
+	if errors.As(err, &r) && r.Code >= CodeInternal && r.Code <= CodePresignature {
 		return r.Code
 	}
 	if errors.Is(err, ErrInvalid) {

@@ -7,14 +7,19 @@
 //     never a digest from anyone else) and load the key;
 //  2. parse the payload with enclave/payload against the key's (derived)
 //     public key, computing the digests here;
-//  3. write the sign_requested audit entry;
-//  4. evaluate this cosigner's own policy (enclave/policy), reserving
+//  3. for a sign from a presignature, check that this party holds it and
+//     promise it to this proposal, refusing with coord.CodePresignature
+//     if it is promised to another (see presig.go: two initiators of a
+//     signer set may name the same one);
+//  4. write the sign_requested audit entry;
+//  5. evaluate this cosigner's own policy (enclave/policy), reserving
 //     window spends;
-//  5. ask the approval callback, if one is configured;
-//  6. write the sign_decided audit entry, allow or deny.
+//  6. ask the approval callback, if one is configured;
+//  7. write the sign_decided audit entry, allow or deny.
 //
 // Any failure refuses (fail closed). A refusal releases the window
-// reservation; so does a session that never started. The audit entry for
+// reservation and the presignature's promise; so does a session that
+// never started. The audit entry for
 // a decision is durable before the decision takes effect: an entry that
 // cannot be written refuses. When the session ends, the outcome is
 // audited as signed or sign_failed.
@@ -42,6 +47,7 @@ type Keys interface {
 	Key(ctx context.Context, id mpc.KeyID) (mpc.KeyInfo, error)
 	DeriveKey(ctx context.Context, key mpc.KeyID, path []uint32) (mpc.DerivedKey, error)
 	PoolEnabled(key mpc.KeyID, signers []mpc.PartyID) bool
+	HasPresignature(key mpc.KeyID, epoch uint64, signers []mpc.PartyID, id mpc.PresignatureID) bool
 }
 
 // Policy is the part of *policy.Engine the judge uses.
@@ -75,8 +81,9 @@ type Config struct {
 
 // Judge is the enclave's coord.Judge.
 type Judge struct {
-	cfg Config
-	log *slog.Logger
+	cfg      Config
+	log      *slog.Logger
+	promises promises
 }
 
 var _ coord.Judge = (*Judge)(nil)

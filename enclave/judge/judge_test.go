@@ -42,8 +42,12 @@ const testPolicy = `{"version":1,"default":{"kinds":["eth-transaction"],"chain_i
 	`"allow_destinations":["0x1111111111111111111111111111111111111111"],` +
 	`"limits":[{"asset":"native","chain_id":1,"max_per_tx":"1000","window_seconds":3600,"max_per_window":"1500"}]}}`
 
-// keys is a Keys with one ECDSA key.
-type keys struct{ info mpc.KeyInfo }
+// keys is a Keys with one ECDSA key and, optionally, presignatures of its
+// pools (any signer set).
+type keys struct {
+	info    mpc.KeyInfo
+	presigs map[mpc.PresignatureID]bool
+}
 
 func (k keys) Key(_ context.Context, id mpc.KeyID) (mpc.KeyInfo, error) {
 	if id != k.info.Key {
@@ -53,6 +57,10 @@ func (k keys) Key(_ context.Context, id mpc.KeyID) (mpc.KeyInfo, error) {
 }
 
 func (k keys) PoolEnabled(mpc.KeyID, []mpc.PartyID) bool { return false }
+
+func (k keys) HasPresignature(key mpc.KeyID, epoch uint64, _ []mpc.PartyID, id mpc.PresignatureID) bool {
+	return key == k.info.Key && epoch == k.info.Epoch && k.presigs[id]
+}
 
 func (k keys) DeriveKey(context.Context, mpc.KeyID, []uint32) (mpc.DerivedKey, error) {
 	return mpc.DerivedKey{}, errors.New("no derivation in this test")
@@ -88,6 +96,11 @@ type fixture struct {
 
 func newFixture(t *testing.T, withApprover bool, auditor judge.Auditor) *fixture {
 	t.Helper()
+	return newFixtureKeys(t, withApprover, auditor, keys{info: ecdsaKey(t)})
+}
+
+func newFixtureKeys(t *testing.T, withApprover bool, auditor judge.Auditor, k keys) *fixture {
+	t.Helper()
 	ctx := context.Background()
 	dbKey := make([]byte, keystore.KeySize)
 	rand.Read(dbKey)
@@ -113,7 +126,7 @@ func newFixture(t *testing.T, withApprover bool, auditor judge.Auditor) *fixture
 		t.Fatal(err)
 	}
 	f := &fixture{audit: log, appr: &approver{decision: approval.Decision{Verdict: approval.Approve}}}
-	cfg := judge.Config{Self: "alice", Keys: keys{ecdsaKey(t)}, Policy: pol, Audit: log}
+	cfg := judge.Config{Self: "alice", Keys: k, Policy: pol, Audit: log}
 	if auditor != nil {
 		cfg.Audit = auditor
 	}

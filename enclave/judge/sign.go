@@ -95,18 +95,31 @@ func (j *Judge) sign(ctx context.Context, from mpc.PartyID, p *coord.Proposal) (
 	if err != nil {
 		return coord.Task{}, err
 	}
-	if err := j.audit(ctx, sc.event(auditfmt.SignRequested, "", "")); err != nil {
+	release, err := j.promisePresignature(from, p)
+	if err != nil {
 		return coord.Task{}, err
 	}
-	res, err := j.decide(ctx, sc)
+	res, err := j.requestAndDecide(ctx, sc)
 	if err != nil {
+		release()
 		return coord.Task{}, err
 	}
 	reqs := make([]mpc.SignRequest, 0, len(sc.parsed.Digests()))
 	for _, d := range sc.parsed.Digests() {
 		reqs = append(reqs, mpc.SignRequest{Digest: d[:], Path: sc.req.Path})
 	}
-	return coord.Task{Signs: reqs, Done: func(r coord.Result, err error) { j.finish(sc, res, err) }}, nil
+	return coord.Task{Signs: reqs, Done: func(r coord.Result, err error) {
+		release()
+		j.finish(sc, res, err)
+	}}, nil
+}
+
+// requestAndDecide audits the request, then decides it.
+func (j *Judge) requestAndDecide(ctx context.Context, sc *signCase) (decided, error) {
+	if err := j.audit(ctx, sc.event(auditfmt.SignRequested, "", "")); err != nil {
+		return decided{}, err
+	}
+	return j.decide(ctx, sc)
 }
 
 // prepare decodes the request, loads the key and parses the payload.

@@ -46,7 +46,7 @@ func TestStaleKeyRefusedAndExplained(t *testing.T) {
 		for _, op := range []coord.Op{coord.OpSign, coord.OpPresign, coord.OpRefresh} {
 			t.Run(tc.name+"/"+op.String(), func(t *testing.T) {
 				var logs testutil.Buffer
-				j, err := judge.New(judge.Config{Self: "alice", Keys: keys{info}, Policy: noPolicy{}, Audit: failingAudit{},
+				j, err := judge.New(judge.Config{Self: "alice", Keys: keys{info: info}, Policy: noPolicy{}, Audit: failingAudit{},
 					Logger: slog.New(slog.NewTextHandler(&logs, nil))})
 				if err != nil {
 					t.Fatal(err)

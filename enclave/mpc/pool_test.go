@@ -221,6 +221,9 @@ func checkDistinctNonces(t *testing.T, pub []byte, results []signResult) {
 func checkConsumedOnce(t *testing.T, c *cluster, key mpc.KeyID, signers []mpc.PartyID, id mpc.PresignatureID) {
 	t.Helper()
 	const tries = 4
+	if !c.engines["bob"].HasPresignature(key, 0, signers, id) || !c.engines["carol"].HasPresignature(key, 0, signers, id) {
+		t.Fatal("HasPresignature: bob (who claimed it) or carol does not hold the presignature")
+	}
 	specs := make([]mpc.SessionSpec, tries)
 	for i := range specs {
 		specs[i] = newSpec(t, signers, failDeadline)
@@ -242,5 +245,8 @@ func checkConsumedOnce(t *testing.T, c *cluster, key mpc.KeyID, signers []mpc.Pa
 	}
 	if _, err := c.engines["bob"].Sign(context.Background(), newSpec(t, signers, failDeadline), req); !errors.Is(err, mpc.ErrPresignatureUnavailable) {
 		t.Fatalf("bob reused a presignature: %v", err)
+	}
+	if c.engines["bob"].HasPresignature(key, 0, signers, id) || c.engines["carol"].HasPresignature(key, 0, signers, id) {
+		t.Error("HasPresignature: a consumed presignature is still held")
 	}
 }

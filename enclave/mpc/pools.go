@@ -58,7 +58,9 @@ func (e *Engine) pool(key KeyID, signers []PartyID, epoch uint64) *presigPool {
 // sign (a zero SignRequest.Presignature). Two coordinators of the same set
 // may claim the same ID from their own pools at once; each party still
 // uses it at most once, and the later of the two signs fails with
-// ErrPresignatureUnavailable somewhere.
+// ErrPresignatureUnavailable somewhere, unless the coordination layer
+// keeps one sign per presignature (enclave/judge does, with
+// HasPresignature).
 func (e *Engine) ClaimPresignature(key KeyID, epoch uint64, signers []PartyID) (id PresignatureID, ok bool) {
 	parties, err := sortedParties(signers)
 	if err != nil {
@@ -72,6 +74,21 @@ func (e *Engine) ClaimPresignature(key KeyID, epoch uint64, signers []PartyID) (
 		return PresignatureID{}, false
 	}
 	return p.claim(e.now(), e.poolCfg.ClaimTTL)
+}
+
+// HasPresignature reports whether this party holds presignature id in the
+// pool of key and signers at epoch, ready or claimed: whether a sign
+// naming it could take it here now. It changes nothing; a coordination
+// layer asks before it agrees to such a sign.
+func (e *Engine) HasPresignature(key KeyID, epoch uint64, signers []PartyID, id PresignatureID) bool {
+	parties, err := sortedParties(signers)
+	if err != nil {
+		return false
+	}
+	e.poolsMu.Lock()
+	defer e.poolsMu.Unlock()
+	p := e.pools[makePoolKey(key, parties)]
+	return p != nil && p.epoch == epoch && p.has(id)
 }
 
 // takePresig removes a presignature for a sign. This is the consume-once

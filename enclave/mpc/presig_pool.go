@@ -161,6 +161,11 @@ func (p *presigPool) take(id PresignatureID) *presig {
 	return ps
 }
 
+// has reports whether the presignature with that ID is ready or claimed.
+func (p *presigPool) has(id PresignatureID) bool {
+	return p.claimed[id] != nil || slices.ContainsFunc(p.avail, func(ps *presig) bool { return ps.id == id })
+}
+
 // claim moves the oldest ready presignature to the claimed set.
 func (p *presigPool) claim(now time.Time, ttl time.Duration) (PresignatureID, bool) {
 	p.expireClaims(now, ttl)

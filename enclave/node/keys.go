@@ -18,6 +18,9 @@ import (
 // created. Other parties store none: a display name is local.
 type keyMetadata struct {
 	DisplayName string `json:"display_name,omitempty"`
+	// Owner is the API user who created the key (see owner.go); every
+	// party stores it.
+	Owner string `json:"owner,omitempty"`
 }
 
 // CreateKey proposes a keygen among req.Parties and returns the stored key.
@@ -34,8 +37,11 @@ func (n *Node) CreateKey(ctx context.Context, req api.CreateKeyParams, progress 
 		return api.Key{}, err
 	}
 	p.Threshold = req.Threshold
+	if p.Request, err = encodeKeygenRequest(req.Caller.ID); err != nil {
+		return api.Key{}, err
+	}
 	id := mpc.KeyID(p.Session)
-	meta, err := json.Marshal(keyMetadata{DisplayName: req.DisplayName})
+	meta, err := json.Marshal(keyMetadata{DisplayName: req.DisplayName, Owner: req.Caller.ID})
 	if err != nil {
 		return api.Key{}, err
 	}

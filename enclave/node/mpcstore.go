@@ -39,6 +39,23 @@ func (s *mpcStore) expect(id mpc.KeyID, meta json.RawMessage) {
 	s.meta[id] = meta
 }
 
+// expectOwner records the owner of a key a keygen this party accepted is
+// about to create, unless metadata is already expected (the initiator's,
+// which names the owner). It reports whether it recorded anything.
+func (s *mpcStore) expectOwner(id mpc.KeyID, owner string) bool {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if _, ok := s.meta[id]; ok || owner == "" {
+		return false
+	}
+	meta, err := json.Marshal(keyMetadata{Owner: owner})
+	if err != nil {
+		return false
+	}
+	s.meta[id] = meta
+	return true
+}
+
 func (s *mpcStore) forget(id mpc.KeyID) {
 	s.mu.Lock()
 	defer s.mu.Unlock()

@@ -65,16 +65,20 @@ type Initiator interface {
 // Config configures a Node. Every field but the timeouts, Now and Logger
 // is required.
 type Config struct {
-	Identity   *Identity
-	Engine     Engine
-	Coord      Initiator
-	Keystore   *keystore.Store
-	Store      *mpcStore // the engine's store (NewStore)
-	Policy     *policy.Engine
-	Audit      *audit.Log
-	Attester   nsm.Attester
-	TLSCert    [sha256.Size]byte // fingerprint of the API's certificate
-	Roster     func() []mpc.PartyID
+	Identity *Identity
+	Engine   Engine
+	Coord    Initiator
+	Keystore *keystore.Store
+	Store    *mpcStore // the engine's store (NewStore)
+	Policy   *policy.Engine
+	Audit    *audit.Log
+	Attester nsm.Attester
+	TLSCert  [sha256.Size]byte // fingerprint of the API's certificate
+	Roster   func() []mpc.PartyID
+	// MaySign, if set, reports whether an API user may sign with keys
+	// another (or the same) user owns (the workspace's rule); nil lets
+	// every caller with the signer role sign.
+	MaySign    func(user, owner string) bool
 	KeygenTime time.Duration
 	SignTime   time.Duration
 	Now        func() time.Time

@@ -55,6 +55,9 @@ type cluster struct {
 	net     *mpctest.Network
 	admins  []admin
 	roots   *x509.CertPool
+
+	stores   map[mpc.PartyID]mpc.Store // the engines'
+	approver judge.Approver            // every judge's; nil: none
 }
 
 // newCluster runs three full enclave cores (keystore, engine, coordinator,
@@ -62,7 +65,14 @@ type cluster struct {
 // same admins (quorum 2) and the policy doc stored.
 func newCluster(t *testing.T, doc string) *cluster {
 	t.Helper()
-	c := &cluster{nodes: map[mpc.PartyID]*node.Node{}, engines: map[mpc.PartyID]*mpc.Engine{}, audits: map[mpc.PartyID]*audit.Log{}, net: mpctest.NewNetwork(abc...)}
+	return newClusterWith(t, doc, nil)
+}
+
+// newClusterWith is newCluster with an approval callback for every judge.
+func newClusterWith(t *testing.T, doc string, approver judge.Approver) *cluster {
+	t.Helper()
+	c := &cluster{nodes: map[mpc.PartyID]*node.Node{}, engines: map[mpc.PartyID]*mpc.Engine{}, audits: map[mpc.PartyID]*audit.Log{}, net: mpctest.NewNetwork(abc...),
+		stores: map[mpc.PartyID]mpc.Store{}, approver: approver}
 	for range 3 {
 		pub, priv, _ := ed25519.GenerateKey(rand.Reader)
 		c.admins = append(c.admins, admin{pub, priv})
@@ -110,7 +120,8 @@ func (c *cluster) start(t *testing.T, ctx context.Context, wg *sync.WaitGroup, i
 	}
 	eng := must(mpc.New(mpc.Config{Self: id, Transport: mux.Engine(), Store: store, ProposePresign: propose,
 		Pools: mpc.PoolConfig{Target: 2, LowWater: 1}}))
-	jdg := must(judge.New(judge.Config{Self: id, Keys: eng, Policy: pol, Audit: log,
+	c.stores[id] = store
+	jdg := must(judge.New(judge.Config{Self: id, Keys: eng, Policy: pol, Audit: log, Approver: c.approver,
 		OnKeyCreated: func(k mpc.KeyInfo) { c.nodes[id].EnablePools(context.Background(), k) }}))
 	crd = must(coord.New(coord.Config{Self: id, Mux: mux, Sessions: noSessions{}, Engine: eng, Judge: jdg, AcceptTimeout: 5 * time.Second}))
 	c.engines[id] = eng

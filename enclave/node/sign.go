@@ -15,6 +15,9 @@ import (
 
 // Sign runs a sign to its end; see the package documentation.
 func (n *Node) Sign(ctx context.Context, req api.SignParams) (api.SignOutcome, error) {
+	if err := n.checkOwner(ctx, req.Caller, req.Key); err != nil {
+		return api.SignOutcome{}, err
+	}
 	info, err := n.engineKey(ctx, req.Key)
 	if err != nil {
 		return api.SignOutcome{}, err
@@ -47,33 +50,69 @@ func (n *Node) Sign(ctx context.Context, req api.SignParams) (api.SignOutcome, e
 // errNotEnoughSigners means fewer than threshold parties are left to ask.
 var errNotEnoughSigners = errors.New("not enough cosigners answer to reach the threshold")
 
+// maxPresignedTries bounds the proposals of one sign that name a
+// presignature: when a signer refuses the one claimed (another initiator
+// of the same signer set named it first, see enclave/judge), the sign
+// claims another; after this many it runs in full.
+const maxPresignedTries = 3
+
 // proposeSign proposes the sign to this cosigner and the next threshold-1
 // parties; parties that do not accept in time (coord.NoAnswerError) are
-// left out of the next attempt, until the threshold cannot be met. It
-// returns the result and the signers of the last attempt.
+// left out of the next attempt, until the threshold cannot be met. A
+// proposal whose presignature a signer refused is made again with another
+// presignature, or in full (maxPresignedTries). It returns the result and
+// the signers of the last attempt.
 func (n *Node) proposeSign(ctx context.Context, info mpc.KeyInfo, req api.SignParams, digests int) (coord.Result, []mpc.PartyID, error) {
 	down := map[mpc.PartyID]bool{}
 	var last []mpc.PartyID
+	presigned := 0
 	for {
 		signers, err := n.signers(info, down)
 		if err != nil {
 			return coord.Result{}, last, err
 		}
-		p, err := n.signProposal(info, req, signers, digests)
+		p, err := n.signProposal(info, req, signers, digests, presigned < maxPresignedTries)
 		if err != nil {
 			return coord.Result{}, signers, err
 		}
 		res, err := n.cfg.Coord.Initiate(ctx, p)
+		last = signers
+		switch {
+		case err == nil || ctx.Err() != nil:
+			return res, signers, err
+		case !p.Presignature.IsZero() && presignatureTaken(err):
+			presigned++
+			n.log.Info("the presignature claimed for a sign was taken; proposing again", "key", info.Key.String(),
+				"presignature", p.Presignature.String(), "tries", presigned)
+			continue
+		}
 		var none *coord.NoAnswerError
-		if !errors.As(err, &none) || len(none.Missing) == 0 || ctx.Err() != nil {
+		if !errors.As(err, &none) || len(none.Missing) == 0 {
 			return res, signers, err
 		}
 		n.log.Warn("cosigners did not answer; proposing to others", "missing", none.Missing, "key", info.Key.String())
 		for _, m := range none.Missing {
 			down[m] = true
 		}
-		last = signers
 	}
+}
+
+// presignatureTaken reports whether a sign failed only because a signer,
+// this one included, could not use the presignature it named: a refusal
+// with coord.CodePresignature, or the engine's ErrPresignatureUnavailable
+// here before the online round (our share was never computed). Either way
+// no signature share for it left this enclave, and the sign can be
+// proposed again.
+func presignatureTaken(err error) bool {
+	var refused *coord.RefusedError
+	var own *coord.Refusal
+	switch {
+	case errors.As(err, &refused):
+		return refused.Code == coord.CodePresignature
+	case errors.As(err, &own):
+		return own.Code == coord.CodePresignature
+	}
+	return errors.Is(err, mpc.ErrPresignatureUnavailable)
 }
 
 // parse checks the payload against the key here, before any peer is asked.
@@ -129,7 +168,9 @@ func (n *Node) signers(info mpc.KeyInfo, down map[mpc.PartyID]bool) ([]mpc.Party
 	return out, nil
 }
 
-func (n *Node) signProposal(info mpc.KeyInfo, req api.SignParams, signers []mpc.PartyID, digests int) (coord.Proposal, error) {
+// signProposal builds the proposal; with usePool, an ECDSA sign of one
+// underived digest claims a presignature from this cosigner's pool.
+func (n *Node) signProposal(info mpc.KeyInfo, req api.SignParams, signers []mpc.PartyID, digests int, usePool bool) (coord.Proposal, error) {
 	if digests < 1 || digests > coord.MaxSigns {
 		return coord.Proposal{}, fmt.Errorf("%w: the payload has %d digests (1 to %d)", api.ErrInvalidArgument, digests, coord.MaxSigns)
 	}
@@ -143,7 +184,7 @@ func (n *Node) signProposal(info mpc.KeyInfo, req api.SignParams, signers []mpc.
 		return coord.Proposal{}, err
 	}
 	p.Key, p.Epoch, p.Request, p.Signs = info.Key, info.Epoch, body, uint16(digests)
-	if info.Scheme == mpc.SchemeECDSA && digests == 1 && len(req.Path) == 0 {
+	if usePool && info.Scheme == mpc.SchemeECDSA && digests == 1 && len(req.Path) == 0 {
 		if id, ok := n.cfg.Engine.ClaimPresignature(info.Key, info.Epoch, signers); ok {
 			p.Presignature = id
 		}
@@ -166,6 +207,10 @@ func (n *Node) failed(out api.SignOutcome, err error) api.SignOutcome {
 		out.State, out.Reason = refusalOutcome(own.Code)
 	case errors.Is(err, errNotEnoughSigners), errors.Is(err, coord.ErrDeadline), errors.Is(err, mpc.ErrDeadline):
 		out.Reason = api.ReasonDeadlineExceeded
+	case errors.Is(err, mpc.ErrPresignatureUnavailable), errors.Is(err, coord.ErrBusy):
+		out.Reason = api.ReasonBusy // retryable: nothing was signed
+	case errors.Is(err, coord.ErrCancelled):
+		out.Reason = api.ReasonSessionAborted
 	case errors.As(err, &abort):
 		out.Reason, out.Culprits = api.ReasonSessionAborted, slices.Clone(abort.Culprits)
 	case errors.As(err, new(*mpc.PeerAbortError)):
@@ -185,7 +230,7 @@ func refusalOutcome(c coord.Code) (api.SignState, api.FailureReason) {
 		return api.StateRejected, api.ReasonApprovalDenied
 	case coord.CodeUnknownKey:
 		return api.StateFailed, api.ReasonUnknownKey
-	case coord.CodeBusy:
+	case coord.CodeBusy, coord.CodePresignature:
 		return api.StateFailed, api.ReasonBusy
 	}
 	return api.StateFailed, api.ReasonInternal
