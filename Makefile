@@ -26,7 +26,7 @@ build-release: ## build the release cosigner-enclave (no simulator; static) into
 		-ldflags '-s -w -buildid= -linkmode external -extldflags "-static -Wl,--build-id=none"' \
 		-o bin/release/cosigner-enclave ./cmd/cosigner-enclave
 
-test: ## run the test suite (race detector on; builds the pinned real S3 and SQS servers once)
+test: ## run the test suite (race detector on; builds the pinned real S3 and SQS servers once), then bench-smoke
 	NITRO_S3SERVER_REQUIRED=1 NITRO_GOAWS_REQUIRED=1 $(GO) test -race -timeout $(TEST_TIMEOUT) ./...
 	@# The heavy CMP tests (keygen, refresh, presign, full sign: minutes each
 	@# under -race) run here without the race detector; make soak runs them with it.
@@ -35,6 +35,9 @@ test: ## run the test suite (race detector on; builds the pinned real S3 and SQS
 	$(GO) test -timeout $(TEST_TIMEOUT) ./enclave/mpc/... ./enclave/node/... ./test/procpath/...
 	@# The demo flow end to end, its CMP half included (under -race only its FROST half runs).
 	$(GO) test -timeout $(TEST_TIMEOUT) -run '^TestDemo$$' ./test/e2e/
+	@# The benchmark harness at tiny sizes (about a minute on 2 cores): it must
+	@# run and write a well-formed results file; it reports figures, asserts none.
+	$(MAKE) --no-print-directory bench-smoke
 
 soak: ## long suites: every CMP test under -race, 3-of-5 and 4-of-7 keygens, faulty networks
 	$(GO) test -race -tags soak -timeout 90m ./enclave/mpc/...
@@ -60,7 +63,7 @@ proto: ## regenerate proto/'s Go code (pinned buf and plugins, built once; see t
 proto-check: ## lint proto/ and fail, with a diff, if regenerating changes the committed code
 	bash tools/protoc/gen.sh check
 
-bench: build ## the benchmark harness (bench/): devnets on this machine, library and tss-lib ratios, sealed state; writes bench/results.json and BENCHMARKS.md (15-20 minutes on 2 cores)
+bench: build ## the benchmark harness (bench/): devnets on this machine, library and tss-lib ratios, sealed state; writes bench/results.json and BENCHMARKS.md (about 11 minutes on 2 cores)
 	$(GO) build -o bin/bench ./bench/cmd/bench
 	bin/bench run -bin bin -tsslib bench/tsslib -out bench/results.json -md BENCHMARKS.md
 	bin/bench check -require bench/results.json

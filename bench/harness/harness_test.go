@@ -3,11 +3,15 @@
 package harness
 
 import (
+	"errors"
 	"os"
 	"path/filepath"
 	"strings"
 	"testing"
 	"time"
+
+	"github.com/nitro-cosigner/nitro-cosigner/enclave/mpc"
+	"github.com/nitro-cosigner/nitro-cosigner/enclave/node"
 )
 
 func TestPercentile(t *testing.T) {
@@ -123,5 +127,65 @@ func TestKeysLabel(t *testing.T) {
 		if got := keysLabel(n); got != want {
 			t.Errorf("keysLabel(%d) = %q, want %q", n, got, want)
 		}
+	}
+}
+
+// poolSets counts the signer sets enclave/node.PoolSets gives a key.
+func TestPoolSets(t *testing.T) {
+	for _, c := range []struct{ n, t int }{{3, 2}, {5, 3}, {4, 2}, {3, 3}} {
+		parties := []mpc.PartyID{"a", "b", "c", "d", "e"}[:c.n]
+		want := len(node.PoolSets(mpc.KeyInfo{Threshold: c.t, Parties: parties}))
+		if got := poolSets(c.n, c.t); got != want {
+			t.Errorf("%d-of-%d: %d sets, node.PoolSets has %d", c.t, c.n, got, want)
+		}
+	}
+}
+
+func TestPoolSizingFlags(t *testing.T) {
+	if got := strings.Join(poolSizing{36, 17, 0}.flags(), " "); got != "--presig-pool-target 36 --presig-pool-low-water 17" {
+		t.Errorf("flags %q", got)
+	}
+	if got := (poolSizing{}).withDefaults(); got != (poolSizing{8, 4, 1}) {
+		t.Errorf("defaults %+v, want mpc.PoolConfig's", got)
+	}
+	if got := (poolSizing{2, 0, 0}).withDefaults(); got != (poolSizing{2, 2, 1}) {
+		t.Errorf("a target below the default low water: %+v", got)
+	}
+}
+
+// Every note on a missed goal says whose the miss is.
+func TestMissesSayWhose(t *testing.T) {
+	r := &run{report: &Report{}, pools: map[string]bool{}, sizing: map[string]poolSizing{"2of3": {36, 17, 1}}}
+	slow := loadResult{lat: []time.Duration{time.Second, 2 * time.Second}, wall: 3 * time.Second, cpu: 4 * time.Second,
+		presigned: 1, errs: []error{errors.New("sign operation FAILED (BUSY)")}}
+	b := newBreakdown(tallies{seriesApproval: {0.01, 2}, seriesReplication: {0.05, 10}, seriesSession + "{sign-presigned}": {0.004, 2},
+		seriesSession + "{presign}": {9, 1}, seriesTransit: {0.002, 4}}, 1, 2)
+	slow.breakdown = &b
+	for _, kind := range []string{"online_sign", "frost_sign"} {
+		r.addOnline(kind, "2of3", load{1, 2, ""}, slow)
+		r.addOnline(kind, "2of3", load{50, 1, "burst"}, slow)
+		r.addOnline(kind, "2of3", load{10, 4, "sustained"}, slow)
+	}
+	r.addPair("keygen", paired{a: []time.Duration{3}, b: []time.Duration{1}})
+	r.addBroker(&stack{attDoc: 3400}, "broker_bytes_per_sign_per_party", "broker_frames_per_sign_per_party",
+		tapCount{bytes: 20000, frames: 5}, 1, 2, false)
+	r.addCreationBytes(10000, 3300, 46000)
+	missed := 0
+	for _, s := range r.report.sections {
+		for _, e := range s.entries {
+			if e.goal == nil || e.goal.met(e.Value) {
+				continue
+			}
+			missed++
+			if !strings.HasPrefix(e.note, "**") {
+				t.Errorf("%s misses its goal; the note does not say whose: %q", e.Name, e.note)
+			}
+		}
+	}
+	if missed < 10 {
+		t.Fatalf("only %d misses: the test does not exercise the notes", missed)
+	}
+	if !strings.Contains(r.report.markdown(), "2 approval calls of 5.0 ms") {
+		t.Error("the breakdown is not in the notes")
 	}
 }

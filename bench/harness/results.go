@@ -97,11 +97,27 @@ func (s *section) add(name string, value float64, unit string) *entry {
 	return e
 }
 
+// find returns the section's figure of that name, or nil.
+func (s *section) find(name string) *entry {
+	for _, e := range s.entries {
+		if e.Name == name {
+			return e
+		}
+	}
+	return nil
+}
+
 // atMost sets the figure's goal to value ≤ bound, and the note explaining
 // a miss.
 func (e *entry) atMost(bound float64, whyMissed string) *entry {
 	e.goal = &goal{atMost: true, bound: bound}
 	e.explain(whyMissed)
+	return e
+}
+
+// caveat notes something about a figure that has no goal.
+func (e *entry) caveat(note string) *entry {
+	e.note = note
 	return e
 }
 

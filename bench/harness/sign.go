@@ -5,6 +5,7 @@ package harness
 import (
 	"bytes"
 	"context"
+	"crypto/tls"
 	"errors"
 	"fmt"
 	"maps"
@@ -32,15 +33,25 @@ type client struct {
 // certificate of its own.
 func (s *stack) clients(ctx context.Context, n int) ([]*client, error) {
 	out := make([]*client, n)
+	names, certs := make([]string, n), make([]tls.Certificate, n)
+	for i := range out {
+		s.clientSeq++
+		names[i] = fmt.Sprintf("bench-client-%d", s.clientSeq)
+		var err error
+		if certs[i], err = s.ca.issue(names[i], devnet.RoleSigner); err != nil {
+			return nil, err
+		}
+	}
+	if err := s.registerUsers(ctx, names, certs); err != nil {
+		return nil, err
+	}
 	for i := range out {
 		id := s.ids[i%len(s.ids)]
 		cfg, err := s.info.ClientConfig(id, devnet.RoleSigner)
 		if err != nil {
 			return nil, err
 		}
-		if cfg.ClientCertificate, err = s.ca.issue(fmt.Sprintf("bench-client-%d", i), devnet.RoleSigner); err != nil {
-			return nil, err
-		}
+		cfg.ClientCertificate = certs[i]
 		conn, err := s.dialConfig(ctx, cfg)
 		if err != nil {
 			return nil, err
@@ -138,9 +149,16 @@ type loadResult struct {
 	lat  []time.Duration // successful signs
 	wall time.Duration   // from the start to the last sign's end
 	errs []error
-	// collisions counts the enclaves' "presignature unavailable" errors
-	// during the load.
-	collisions int
+	// cpu is the CPU time the devnet's processes used during the load;
+	// tapped the frames that crossed its broker.
+	cpu    time.Duration
+	tapped tapCount
+	// presigned counts the signs made from a presignature (the rest were
+	// full signs); retried the signs proposed again because another
+	// initiator of their signer set took the presignature they claimed.
+	presigned, retried int
+	// breakdown is where a one-client load's time went; nil for others.
+	breakdown *breakdown
 }
 
 func (r loadResult) throughput() float64 {

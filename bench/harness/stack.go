@@ -4,6 +4,7 @@ package harness
 
 import (
 	"context"
+	"crypto/rand"
 	"errors"
 	"fmt"
 	"io"
@@ -29,17 +30,23 @@ type stack struct {
 	ca    *clientCA
 	tap   *brokerTap
 	conns []*apiclient.Conn // every connection made, closed by close
+	// clientSeq numbers the bench's API users (registerUsers).
+	clientSeq int
+	// attDoc is the size of cosigner-1's attestation document (through
+	// the API), which enclave/peer attaches to every frame.
+	attDoc int
 }
 
 // startStack starts a devnet of n cosigners in a new directory under
-// cfg.WorkDir (short: the unix socket paths under it must fit).
-func startStack(ctx context.Context, cfg Config, name string, n int) (*stack, time.Duration, error) {
+// cfg.WorkDir (short: the unix socket paths under it must fit), with
+// enclaveFlags added to every enclave's command line.
+func startStack(ctx context.Context, cfg Config, name string, n int, enclaveFlags []string) (*stack, time.Duration, error) {
 	dir, err := os.MkdirTemp(cfg.WorkDir, "nb")
 	if err != nil {
 		return nil, 0, err
 	}
 	began := time.Now()
-	d, err := devnet.Start(ctx, devnet.Config{Dir: dir, Parties: n, BinDir: cfg.BinDir})
+	d, err := devnet.Start(ctx, devnet.Config{Dir: dir, Parties: n, BinDir: cfg.BinDir, EnclaveFlags: enclaveFlags})
 	if err != nil {
 		os.RemoveAll(dir)
 		return nil, 0, fmt.Errorf("starting a devnet of %d: %w", n, err)
@@ -63,8 +70,17 @@ func (s *stack) connect(ctx context.Context) error {
 	if s.tap, err = tapBroker(s.info.Broker.URL); err != nil {
 		return err
 	}
-	s.admin, err = s.dial(ctx, s.ids[0], devnet.RoleAdmin)
-	return err
+	if s.admin, err = s.dial(ctx, s.ids[0], devnet.RoleAdmin); err != nil {
+		return err
+	}
+	nonce := make([]byte, 32)
+	rand.Read(nonce)
+	att, err := pb.NewAttestationServiceClient(s.admin).GetAttestation(ctx, &pb.GetAttestationRequest{Nonce: nonce})
+	if err != nil {
+		return fmt.Errorf("GetAttestation: %w", err)
+	}
+	s.attDoc = len(att.GetAttestationDocument())
+	return nil
 }
 
 // dial connects to cosigner id with the devnet's certificate for role,

@@ -6,23 +6,52 @@ import (
 	"context"
 	"crypto/rand"
 	"fmt"
+	"os"
 	"time"
 
 	pb "github.com/nitro-cosigner/nitro-cosigner/proto/cosigner/v1"
 )
 
-// stack2of3 measures the 2-of-3 devnet: keygen, full sign and refresh
-// against the library, online sign loads, broker bytes.
+// ratios2of3 measures keygen, refresh and full sign through a 2-of-3
+// devnet against the bare library, and the broker bytes of full signs.
+// Its pools hold one presignature per signer set: the refills the harness
+// waits for after each keygen and refresh (so that no presign session
+// shares the cores with the next measurement) stay short.
+func (r *run) ratios2of3(ctx context.Context) error {
+	if r.plan.ratiosOnStack {
+		return nil // stack-2of3 measures them on its own devnet
+	}
+	return r.withStack(ctx, "2of3_ratios", 3, r.plan.poolsRatios, func(ctx context.Context, s *stack) error {
+		_, err := r.ratioOps(ctx, s)
+		return err
+	})
+}
+
+// ratioOps runs the keygens, refreshes and full signs against the
+// library and returns the stack's first key.
+func (r *run) ratioOps(ctx context.Context, s *stack) (*pb.Key, error) {
+	key, lib, err := r.keygens(ctx, s)
+	if err != nil {
+		return nil, err
+	}
+	if lib, err = r.refreshes(ctx, s, key, lib); err != nil {
+		return nil, err
+	}
+	return key, r.fullSigns(ctx, s, key, lib)
+}
+
+// stack2of3 measures the 2-of-3 devnet under sign loads: CMP from warm
+// presignature pools, FROST, and broker bytes.
 func (r *run) stack2of3(ctx context.Context) error {
-	return r.withStack(ctx, "2of3", 3, func(ctx context.Context, s *stack) error {
-		key, lib, err := r.keygens(ctx, s)
+	return r.withStack(ctx, "2of3", 3, r.plan.pools23, func(ctx context.Context, s *stack) error {
+		var key *pb.Key
+		var err error
+		if r.plan.ratiosOnStack {
+			key, err = r.ratioOps(ctx, s)
+		} else {
+			key, err = r.warmKey(ctx, s, 2, "")
+		}
 		if err != nil {
-			return err
-		}
-		if lib, err = r.refreshes(ctx, s, key, lib); err != nil {
-			return err
-		}
-		if err := r.fullSigns(ctx, s, key, lib); err != nil {
 			return err
 		}
 		// FROST first: the CMP loads drain pools, whose refills the
@@ -34,18 +63,33 @@ func (r *run) stack2of3(ctx context.Context) error {
 	})
 }
 
+// warmKey creates a CMP key of threshold t (reporting the keygen's time
+// as figure, unless empty) and waits until its pools are full (the devnet
+// goes quiet), which it reports as pool_warmup and as the rate
+// presignatures were made.
+func (r *run) warmKey(ctx context.Context, s *stack, t int, figure string) (*pb.Key, error) {
+	key, d, err := s.createKey(ctx, pb.KeyScheme_KEY_SCHEME_CMP_ECDSA_SECP256K1, t)
+	if err != nil {
+		return nil, err
+	}
+	if figure != "" {
+		r.report.section(secRatios, methodRatios).add(figure, ms(d), "ms")
+	}
+	warm := r.settle(ctx, s)
+	r.addWarmup(s, warm, len(s.ids), t)
+	return key, nil
+}
+
 // stack3of5 measures online sign loads on a 3-of-5 devnet.
 func (r *run) stack3of5(ctx context.Context) error {
 	if len(r.plan.cmpLoads35) == 0 {
 		return nil
 	}
-	return r.withStack(ctx, "3of5", 5, func(ctx context.Context, s *stack) error {
-		key, d, err := s.createKey(ctx, pb.KeyScheme_KEY_SCHEME_CMP_ECDSA_SECP256K1, 3)
+	return r.withStack(ctx, "3of5", 5, r.plan.pools35, func(ctx context.Context, s *stack) error {
+		key, err := r.warmKey(ctx, s, 3, "keygen_ms_stack_3of5")
 		if err != nil {
 			return err
 		}
-		r.report.section(secRatios, methodRatios).add("keygen_ms_stack_3of5", ms(d), "ms")
-		r.addWarmup(s, r.settle(ctx, s))
 		if err := r.frostLoads(ctx, s, 3, r.plan.frostLoads35); err != nil {
 			return err
 		}
@@ -53,14 +97,16 @@ func (r *run) stack3of5(ctx context.Context) error {
 	})
 }
 
-// withStack starts a devnet of n cosigners, runs measure on it and stops
-// it; the devnet's directory (logs included) is kept if measure fails.
-func (r *run) withStack(ctx context.Context, name string, n int, measure func(context.Context, *stack) error) error {
-	r.log.Info("starting a devnet", "cosigners", n)
-	s, took, err := startStack(ctx, r.cfg, name, n)
+// withStack starts a devnet of n cosigners whose enclaves size their
+// pools as pools says, runs measure on it and stops it; the devnet's
+// directory (logs included) is kept if measure fails.
+func (r *run) withStack(ctx context.Context, name string, n int, pools poolSizing, measure func(context.Context, *stack) error) error {
+	r.log.Info("starting a devnet", "name", name, "cosigners", n, "pools", pools.withDefaults())
+	s, took, err := startStack(ctx, r.cfg, name, n, pools.flags())
 	if err != nil {
 		return err
 	}
+	r.sizing[name] = pools.withDefaults()
 	r.report.section(secDevnet, methodDevnet).add("devnet_start_s_"+name, took.Seconds(), "s")
 	err = measure(ctx, s)
 	keep := err != nil || r.cfg.KeepDevnets
@@ -88,10 +134,9 @@ func (r *run) keygens(ctx context.Context, s *stack) (*pb.Key, libKeys, error) {
 			if err != nil {
 				return d, err
 			}
-			warm := r.settle(ctx, s)
+			r.settle(ctx, s)
 			if key == nil {
 				key = k
-				r.addWarmup(s, warm)
 			}
 			return d, nil
 		}, func() (time.Duration, error) {
@@ -157,7 +202,7 @@ func (r *run) fullSigns(ctx context.Context, s *stack, key *pb.Key, lib libKeys)
 	}
 	r.fullSignStack, r.fullSignLib = p.a, p.b
 	r.addPair("full_sign", p)
-	r.addBroker("broker_bytes_per_full_sign_per_party", "broker_frames_per_full_sign_per_party",
+	r.addBroker(s, "broker_bytes_per_full_sign_per_party", "broker_frames_per_full_sign_per_party",
 		tapped, r.plan.fullSignReps, 2, true)
 	return nil
 }
@@ -202,8 +247,7 @@ func (r *run) onlineLoads(ctx context.Context, s *stack, key *pb.Key, t int, loa
 	for _, l := range loads {
 		r.settle(ctx, s)
 		r.log.Info("CMP sign load", "devnet", s.name, "clients", l.clients, "signs", l.clients*l.perClient)
-		before := s.tap.count()
-		res, err := r.load(ctx, s, l, eip191(key.GetName(), nil, key.GetPublicKey()))
+		res, err := r.load(ctx, s, l, t, eip191(key.GetName(), nil, key.GetPublicKey()))
 		if err != nil {
 			return err
 		}
@@ -211,8 +255,8 @@ func (r *run) onlineLoads(ctx context.Context, s *stack, key *pb.Key, t int, loa
 			r.notePools(s.name, res)
 		}
 		if l.clients == 1 && s.name == "2of3" {
-			r.addBroker("broker_bytes_per_sign_per_party", "broker_frames_per_sign_per_party",
-				s.tap.count().minus(before), len(res.lat), t, !r.pools[s.name])
+			r.addBroker(s, "broker_bytes_per_sign_per_party", "broker_frames_per_sign_per_party",
+				res.tapped, len(res.lat), t, res.presigned < len(res.lat))
 		}
 		r.addOnline("online_sign", s.name, l, res)
 	}
@@ -235,15 +279,14 @@ func (r *run) frostLoads(ctx context.Context, s *stack, t int, loads []load) err
 	for _, l := range loads {
 		r.settle(ctx, s)
 		r.log.Info("FROST sign load", "devnet", s.name, "clients", l.clients, "signs", l.clients*l.perClient)
-		before := s.tap.count()
-		res, err := r.load(ctx, s, l, shifted(req, offset))
+		res, err := r.load(ctx, s, l, t, shifted(req, offset))
 		if err != nil {
 			return err
 		}
 		offset += l.clients * l.perClient
 		if l.clients == 1 && s.name == "2of3" {
-			r.addBroker("broker_bytes_per_frost_sign_per_party", "broker_frames_per_frost_sign_per_party",
-				s.tap.count().minus(before), len(res.lat), t, false)
+			r.addBroker(s, "broker_bytes_per_frost_sign_per_party", "broker_frames_per_frost_sign_per_party",
+				res.tapped, len(res.lat), t, false)
 		}
 		r.addOnline("frost_sign", s.name, l, res)
 	}
@@ -258,25 +301,54 @@ func shifted(req request, offset int) request {
 	}
 }
 
-// presigUnavailable is how an enclave logs mpc.ErrPresignatureUnavailable.
-const presigUnavailable = "presignature unavailable"
+// Log lines of the enclaves the harness counts: mpc's one line per
+// presignature a signer consumes, and enclave/node's line when another
+// initiator of the same signer set took the presignature a sign claimed
+// and the sign is proposed again.
+const (
+	logConsumed = "presignature consumed"
+	logRetried  = "the presignature claimed for a sign was taken"
+)
 
-// load runs one sign load. A sign that fails under concurrent load is a
-// result (reported with the figures); with one client, a failure means
-// the harness or the stack is broken, and fails the run.
-func (r *run) load(ctx context.Context, s *stack, l load, req request) (loadResult, error) {
+// load runs one sign load among signers of threshold t, its clients made
+// (and registered as API users) before anything is counted. A sign that fails
+// under concurrent load is a result (reported with the figures); with one
+// client, a failure means the harness or the stack is broken, and fails
+// the run. A one-client load's time is broken down from the enclaves'
+// metrics (see breakdown).
+func (r *run) load(ctx context.Context, s *stack, l load, t int, req request) (loadResult, error) {
 	clients, err := s.clients(ctx, l.clients)
 	if err != nil {
 		return loadResult{}, err
 	}
-	before := s.logLines(presigUnavailable)
+	consumed, retried := s.logLines(logConsumed), s.logLines(logRetried)
+	var before tallies
+	if l.clients == 1 {
+		if before, err = s.scrape(ctx); err != nil {
+			return loadResult{}, err
+		}
+	}
+	everything := func() []int { return append(s.processes(), os.Getpid()) }
+	cpu, tapped := cpuTicks(everything()), s.tap.count()
 	res := runLoad(ctx, clients, l.perClient, req)
-	res.collisions = s.logLines(presigUnavailable) - before
+	res.cpu = time.Duration(cpuTicks(everything())-cpu) * time.Second / clockTicks
+	res.tapped = s.tap.count().minus(tapped)
+	res.presigned = (s.logLines(logConsumed) - consumed) / t
+	res.retried = s.logLines(logRetried) - retried
 	if err := ctx.Err(); err != nil {
 		return res, err
 	}
 	if err := res.err(); err != nil && l.clients == 1 {
 		return res, err
+	}
+	if before != nil && len(res.lat) > 0 {
+		time.Sleep(time.Second) // outcome audit entries are written as sessions end
+		after, err := s.scrape(ctx)
+		if err != nil {
+			return res, err
+		}
+		b := newBreakdown(after.minus(before), len(res.lat), t)
+		res.breakdown = &b
 	}
 	return res, nil
 }
@@ -291,32 +363,22 @@ func keysLabel(n int) string {
 	return fmt.Sprint(n)
 }
 
-// notePools tells whether presignature pools served the one-client CMP
-// signs: far faster than full signs (the full signs measured before, or
-// fullSignFloor when none were).
+// notePools tells whether presignature pools served every one of the
+// one-client CMP signs (the enclaves log each presignature consumed).
 func (r *run) notePools(devnet string, res loadResult) {
 	p50 := percentile(res.lat, 50)
-	full := fullSignFloor
-	if len(r.fullSignStack) > 0 {
-		full = median(r.fullSignStack) / 3
-	}
-	r.pools[devnet] = p50 < full
+	r.pools[devnet] = len(res.lat) > 0 && res.presigned == len(res.lat)
 	if r.pools[devnet] {
-		r.report.note("Presignature pools served the %s devnet's one-client CMP signs (p50 %.1f ms). The stack "+
-			"keeps one pool per signer set an initiator would choose (enclave/node.PoolSets) with mpc's default "+
-			"PoolConfig: %d presignatures, refilled when fewer than %d remain, one presign session at a time per "+
-			"pool. Loads of more signs than the pools hold run the rest as full signs.", devnet, ms(p50), poolTarget, poolLowWater)
+		r.report.note("Presignature pools served every one-client CMP sign of the %s devnet (p50 %.1f ms). Its "+
+			"enclaves keep one pool per signer set an initiator would choose (enclave/node.PoolSets), sized by "+
+			"the harness (cosigner-enclave --presig-pool-target, --presig-pool-low-water, "+
+			"--presig-pool-concurrency): %s. The enclave's defaults are 8, 4 and 1.", devnet, ms(p50), r.sizing[devnet])
 		return
 	}
-	r.report.note("No presignature pool served the %s devnet's one-client CMP signs (p50 %.0f ms, a full sign's "+
-		"latency): the cosigners under test do not run pools, so every ECDSA sign through the API is a full CMP "+
-		"sign (presign included), and the online_sign_*, burst and sustained figures are full-sign figures, not "+
-		"warm-pool ones. FROST signs (frost_sign_*) need no presignature.", devnet, ms(p50))
+	r.report.note("Of the %s devnet's %d one-client CMP signs, %d used a presignature (p50 %.0f ms): the others were "+
+		"full CMP signs, presign's Paillier and zero-knowledge work included, and so are their figures.",
+		devnet, len(res.lat), res.presigned, ms(p50))
 }
-
-// fullSignFloor is below any full CMP sign through the stack, and far
-// above a sign from a presignature.
-const fullSignFloor = 500 * time.Millisecond
 
 // settle waits until the devnet is quiet (no background session, such as
 // a presignature refill: see quiet), so that a measurement starts with
@@ -336,8 +398,25 @@ func (r *run) settle(ctx context.Context, s *stack) time.Duration {
 	return d
 }
 
-func (r *run) addWarmup(s *stack, d time.Duration) {
-	if !r.cfg.Smoke {
-		r.report.section(secDevnet, methodDevnet).add("pool_warmup_s_"+s.name, d.Seconds(), "s")
+// addWarmup reports how long a new key's pools took to fill, and the rate
+// presignatures were made meanwhile (every pool of n parties and
+// threshold t at once): the most CMP signs per second the devnet can
+// sustain once pools run dry, since each sign takes one presignature (or
+// a full sign, which does presign's work too).
+func (r *run) addWarmup(s *stack, d time.Duration, n, t int) {
+	if r.cfg.Smoke {
+		return
+	}
+	sec := r.report.section(secDevnet, methodDevnet)
+	sec.add("pool_warmup_s_"+s.name, d.Seconds(), "s")
+	made := r.sizing[s.name].target * poolSets(n, t)
+	if busy := d - quietFor; busy > 0 {
+		sec.add("pool_refill_per_s_"+s.name, float64(made)/busy.Seconds(), "presignatures/s")
 	}
 }
+
+// poolSets is how many signer sets enclave/node.PoolSets gives a key of n
+// parties and threshold t: party i's set is itself and the first t-1
+// others, so the first t parties share one and each later party has its
+// own.
+func poolSets(n, t int) int { return n - t + 1 }

@@ -6,8 +6,10 @@
 // kernel RNG from the NSM, checks at boot that the attester produces a
 // document that verifies against the expected root, and, when configured,
 // opens its sealed state (or creates it, with --init) through KMS and S3.
-// With a roster it then runs the cosigner: its identity (created on first
-// boot), the wire layer and link to the parent relay, the MPC engine, the
+// With a workspace (--workspace bootstrap file, --pair token, or the
+// version it stored) it then runs the cosigner: its identity (created on
+// first boot), the workspace, the wire layer and link to the parent
+// relay, the MPC engine, the
 // coordinator with this cosigner's judge (payload parsing, policy,
 // approval, audit), and the API with TLS ending inside the enclave.
 package app

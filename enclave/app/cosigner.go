@@ -1,7 +1,6 @@
 package app
 
 import (
-	"bytes"
 	"context"
 	"crypto"
 	"crypto/ecdsa"
@@ -32,32 +31,36 @@ import (
 	"github.com/nitro-cosigner/nitro-cosigner/enclave/nsm"
 	"github.com/nitro-cosigner/nitro-cosigner/enclave/peer"
 	"github.com/nitro-cosigner/nitro-cosigner/enclave/policy"
+	"github.com/nitro-cosigner/nitro-cosigner/enclave/workspace"
 	"github.com/nitro-cosigner/nitro-cosigner/pkg/attestation"
 	"github.com/nitro-cosigner/nitro-cosigner/pkg/metrics"
 	"github.com/nitro-cosigner/nitro-cosigner/pkg/transport"
 	"github.com/nitro-cosigner/nitro-cosigner/pkg/wire"
+	ws "github.com/nitro-cosigner/nitro-cosigner/pkg/workspace"
 )
 
 // CosignerConfig configures the cosigner proper: MPC with its peers
-// through the parent, and the API. It needs the sealed state.
+// through the parent, the workspace, and the API. It needs the sealed
+// state.
 type CosignerConfig struct {
-	// Roster is the roster file (see rosterFile). Empty: the cosigner does
-	// not run (the enclave only opens its state, and with MemberOut
-	// reports its keys for a roster to be made).
-	Roster string
+	// Workspace is the bootstrap file of a new workspace: version 1,
+	// approved by its admins (`cosignerctl workspace bootstrap`). Pair is
+	// a pairing token (`cosignerctl workspace invite`) to join a running
+	// workspace. A cosigner that already holds its workspace ignores Pair
+	// and checks that Workspace, if given, is its first version. With
+	// neither, the cosigner does not run (the enclave only opens its
+	// state, and with MemberOut reports its roster entry for bootstrap).
+	Workspace, Pair string
 	// MemberOut, if set, is where this cosigner's roster entry is written.
 	MemberOut string
 	// ParentLink is the parent relay's link address (vsock://3:PORT).
 	ParentLink string
 	// APIListen is where the API listens (vsock://4294967295:PORT).
 	APIListen string
-	// ClientCA is the PEM file of the CA that issues API client
-	// certificates.
+	// ClientCA, if set, is the PEM file of a CA that must also issue the
+	// API users' client certificates (users are named by the workspace,
+	// by public key, either way).
 	ClientCA string
-	// PolicyAdmins is a PEM file of admin public keys (PKIX: Ed25519 or
-	// P-256); PolicyQuorum of them must approve a new policy.
-	PolicyAdmins string
-	PolicyQuorum int
 	// ApprovalURL, if set, is the approval callback; ApprovalHandlerKey
 	// (PEM) its pinned key and ApprovalAudience its name. ApprovalCA, if
 	// set, is the PEM file of the roots its TLS certificate must chain to
@@ -66,9 +69,11 @@ type CosignerConfig struct {
 	// MetricsListen, if set, is where GET /metrics serves the enclave's
 	// Prometheus metrics (vsock://4294967295:PORT; the parent relays them).
 	MetricsListen string
+	// Pools sizes the CMP presignature pools (zero fields: mpc's defaults).
+	Pools mpc.PoolConfig
 }
 
-func (c CosignerConfig) enabled() bool { return c.Roster != "" }
+func (c CosignerConfig) enabled() bool { return c.Workspace != "" || c.Pair != "" }
 
 // check refuses an incomplete or malformed configuration before anything
 // starts.
@@ -85,21 +90,21 @@ func (c CosignerConfig) check() error {
 			return fmt.Errorf("%w: %s: %v", ErrConfig, name, err)
 		}
 	}
-	switch {
-	case c.ClientCA == "":
-		return fmt.Errorf("%w: the API needs a client CA (--client-ca)", ErrConfig)
-	case c.PolicyAdmins == "":
-		return fmt.Errorf("%w: the policy needs its admins (--policy-admins)", ErrConfig)
-	case c.ApprovalURL != "" && c.ApprovalHandlerKey == "":
+	if c.ApprovalURL != "" && c.ApprovalHandlerKey == "" {
 		return fmt.Errorf("%w: the approval callback needs the handler's key (--approval-handler-key)", ErrConfig)
+	}
+	if c.Pair != "" {
+		if _, err := ws.ParseToken(c.Pair); err != nil {
+			return fmt.Errorf("%w: --pair: %v", ErrConfig, err)
+		}
 	}
 	return nil
 }
 
 // core is the running cosigner's parts.
 type core struct {
+	wsState
 	ident  *node.Identity
-	roster []mpc.PartyID
 	peer   *peer.Peer
 	client *link.Client
 	mux    *coord.Mux
@@ -107,6 +112,8 @@ type core struct {
 	coord  *coord.Coordinator
 	node   *node.Node
 	cert   *api.ServerCert
+	audit  *audit.Log
+	policy *policy.Engine
 
 	metrics *enclavemetrics.Metrics
 	// attest asks the NSM for the frame identity's document (counted in
@@ -114,18 +121,95 @@ type core struct {
 	attest peer.AttestFunc
 }
 
-// runCosigner builds the cosigner over the open keystore and runs it until
-// ctx ends. The API server is attached by serveAPI.
+// runCosigner opens the workspace (stored, bootstrapped or joined), builds
+// the cosigner over the open keystore and runs it until ctx ends.
 func runCosigner(ctx context.Context, cfg Config, ks *keystore.Store, att nsm.Attester, roots *x509.CertPool, log *slog.Logger) error {
-	c, err := buildCore(ctx, cfg, ks, att, roots, log)
+	g, ctx := errgroup.WithContext(ctx)
+	c, err := newCore(ctx, cfg, ks, att, roots, log)
 	if err != nil {
 		return err
 	}
-	g, ctx := errgroup.WithContext(ctx)
 	g.Go(func() error { return c.client.Run(ctx) })
+	g.Go(func() error {
+		if err := c.build(ctx, cfg, ks, att, roots, log); err != nil {
+			if ctx.Err() != nil {
+				return nil // stopped while pairing: not an error
+			}
+			return err
+		}
+		return c.run(ctx, cfg, ks, log)
+	})
+	return g.Wait()
+}
+
+// newCore loads the identity and audit log and makes the parent link,
+// whose frames go nowhere until the workspace and the peer are ready.
+func newCore(ctx context.Context, cfg Config, ks *keystore.Store, att nsm.Attester, roots *x509.CertPool, log *slog.Logger) (*core, error) {
+	ident, err := node.LoadIdentity(ctx, ks, mpc.PartyID(cfg.State.CosignerID))
+	if err != nil {
+		return nil, err
+	}
+	c := &core{ident: ident, metrics: newMetrics(cfg)}
+	c.dispatch = &dispatch{}
+	c.attest = c.metrics.Attest(func(context.Context) ([]byte, error) {
+		return att.Attest(nsm.Request{UserData: c.ident.FrameBinding()})
+	})
+	if c.audit, err = audit.New(ctx, audit.Config{CosignerID: string(ident.ID), Store: ks, Signer: audit.IdentitySigner(ident.Key)}); err != nil {
+		return nil, err
+	}
+	addr, err := transport.ParseAddr(cfg.Cosigner.ParentLink)
+	if err != nil {
+		return nil, fmt.Errorf("%w: parent link: %v", ErrConfig, err)
+	}
+	if c.client, err = link.New(link.Config{Parent: addr, Receive: c.dispatch.deliver, Logger: log}); err != nil {
+		return nil, err
+	}
+	c.ws, err = workspace.New(workspace.Config{Self: string(ident.ID), Store: ks, Audit: c.audit, Link: c.client, Roots: roots,
+		Logger: log, OnChange: func(v *ws.Version) { c.applyWorkspace(v, log) }, Check: checkWorkspacePolicy})
+	return c, err
+}
+
+// build opens the workspace, then wires the wire layer, peer, engine,
+// coordinator, judge and node.
+func (c *core) build(ctx context.Context, cfg Config, ks *keystore.Store, att nsm.Attester, roots *x509.CertPool, log *slog.Logger) error {
+	approver, approvalPub, err := approvalClient(cfg, c.ident)
+	if err != nil {
+		return err
+	}
+	if err := c.reportMember(cfg.Cosigner, att, roots, approvalPub, log); err != nil {
+		return err
+	}
+	v, err := c.openWorkspace(ctx, cfg, ks, att, approvalPub, log)
+	if err != nil {
+		return err
+	}
+	members, err := v.Doc.Roster()
+	if err != nil {
+		return err
+	}
+	roster, err := wire.NewRoster(members...)
+	if err != nil {
+		return err
+	}
+	if err := c.buildWire(roster, roots, log); err != nil {
+		return err
+	}
+	if err := c.buildEngine(ctx, cfg, ks, att, approver, log); err != nil {
+		return err
+	}
+	c.applyWorkspace(c.ws.Current(), log) // the version held now, with every part built
+	c.dispatch.setPeer(c.peer.Deliver)
+	c.dispatch.setWorkspace(c.ws.Deliver)
+	return nil
+}
+
+// run runs the built cosigner until ctx ends.
+func (c *core) run(ctx context.Context, cfg Config, ks *keystore.Store, log *slog.Logger) error {
+	g, ctx := errgroup.WithContext(ctx)
 	g.Go(func() error { return c.mux.Run(ctx) })
 	g.Go(func() error { return c.engine.Run(ctx) })
 	g.Go(func() error { return c.coord.Run(ctx) })
+	g.Go(func() error { return c.ws.Run(ctx) })
 	g.Go(func() error { return c.peer.KeepAttested(ctx, c.attest, 0) })
 	g.Go(func() error { return serveAPI(ctx, cfg, c, ks, log) })
 	if cfg.Cosigner.MetricsListen != "" {
@@ -134,63 +218,28 @@ func runCosigner(ctx context.Context, cfg Config, ks *keystore.Store, att nsm.At
 	if err := c.node.EnableAllPools(ctx); err != nil {
 		log.Warn("presignature pools of stored keys not enabled", "err", err)
 	}
-	log.Info("cosigner running", "cosigner_id", string(c.ident.ID), "roster", c.roster)
+	log.Info("cosigner running", "cosigner_id", string(c.ident.ID), "roster", c.rosterIDs())
 	return g.Wait()
 }
 
-// buildCore wires identity, wire layer, link, peer, engine, coordinator,
-// judge and node.
-func buildCore(ctx context.Context, cfg Config, ks *keystore.Store, att nsm.Attester, roots *x509.CertPool, log *slog.Logger) (*core, error) {
-	cc := cfg.Cosigner
-	ident, err := node.LoadIdentity(ctx, ks, mpc.PartyID(cfg.State.CosignerID))
-	if err != nil {
-		return nil, err
-	}
-	roster, ids, err := loadRoster(cc.Roster)
-	if err != nil {
-		return nil, err
-	}
-	c := &core{ident: ident, roster: ids, metrics: newMetrics(cfg)}
-	c.attest = c.metrics.Attest(func(context.Context) ([]byte, error) {
-		return att.Attest(nsm.Request{UserData: c.ident.FrameBinding()})
-	})
-	if err := c.buildWire(cfg, roster, att, roots, log); err != nil {
-		return nil, err
-	}
-	return c, c.buildEngine(ctx, cfg, ks, att, roots, log)
-}
-
-func (c *core) buildWire(cfg Config, roster *wire.Roster, att nsm.Attester, roots *x509.CertPool, log *slog.Logger) error {
+func (c *core) buildWire(roster *wire.Roster, roots *x509.CertPool, log *slog.Logger) error {
 	doc, err := c.attest(context.Background())
 	if err != nil {
 		return fmt.Errorf("attesting the frame identity: %w", err)
 	}
-	sessions := wire.NewSessionTable()
+	c.roster, c.sessions = roster, wire.NewSessionTable()
 	signer, err := wire.NewSigner(wire.SignerConfig{ID: string(c.ident.ID), Identity: c.ident.Key, Roster: roster, Attestation: doc})
 	if err != nil {
 		return fmt.Errorf("%w: %v", ErrConfig, err)
 	}
 	recv, err := wire.NewReceiver(wire.ReceiverConfig{Self: string(c.ident.ID), Encryption: c.ident.Encryption, Roster: roster,
-		Sessions: sessions, Roots: roots, MaxFramesPerSession: controlFrames})
+		Sessions: c.sessions, Roots: roots, MaxFramesPerSession: controlFrames})
 	if err != nil {
 		return fmt.Errorf("%w: %v", ErrConfig, err)
 	}
-	addr, err := transport.ParseAddr(cfg.Cosigner.ParentLink)
-	if err != nil {
-		return fmt.Errorf("%w: parent link: %v", ErrConfig, err)
-	}
-	lazy := &lazyLink{}
-	c.peer, err = peer.New(peer.Config{Self: c.ident.ID, Signer: signer, Receiver: recv, Sessions: sessions, Link: lazy, Logger: log,
+	c.peer, err = peer.New(peer.Config{Self: c.ident.ID, Signer: signer, Receiver: recv, Sessions: c.sessions, Link: c.client, Logger: log,
 		OnAccept: c.metrics.FrameAccepted})
-	if err != nil {
-		return err
-	}
-	c.client, err = link.New(link.Config{Parent: addr, Receive: c.peer.Deliver, Logger: log})
-	if err != nil {
-		return err
-	}
-	lazy.set(c.client)
-	return c.peer.Open(coord.ControlSession, c.roster)
+	return err
 }
 
 // proposePresign runs a pool refill through the coordinator, which opens
@@ -205,31 +254,22 @@ func (c *core) proposePresign(ctx context.Context, spec mpc.SessionSpec, key mpc
 // message of every proposal travels in coord.ControlSession.
 const controlFrames = 1 << 16
 
-func (c *core) buildEngine(ctx context.Context, cfg Config, ks *keystore.Store, att nsm.Attester, roots *x509.CertPool, log *slog.Logger) error {
-	cc := cfg.Cosigner
+func (c *core) buildEngine(ctx context.Context, cfg Config, ks *keystore.Store, att nsm.Attester, approver judge.Approver, log *slog.Logger) error {
 	store := node.NewStore(ks)
 	c.mux = coord.NewMux(c.peer)
 	var err error
 	if c.engine, err = mpc.New(mpc.Config{Self: c.ident.ID, Transport: c.metrics.Transport(c.mux.Engine()), Store: store, Logger: log,
-		ProposePresign: c.proposePresign, OnSessionEnd: c.metrics.SessionEnded}); err != nil {
+		ProposePresign: c.proposePresign, OnSessionEnd: c.metrics.SessionEnded, Pools: cfg.Cosigner.Pools}); err != nil {
 		return err
 	}
-	pol, err := policyEngine(ks, cc)
+	admins, err := c.ws.Current().Doc.AdminSet()
 	if err != nil {
 		return err
 	}
-	auditLog, err := audit.New(ctx, audit.Config{CosignerID: string(c.ident.ID), Store: ks, Signer: audit.IdentitySigner(c.ident.Key)})
-	if err != nil {
+	if c.policy, err = policy.NewEngine(ks, admins, policy.Options{}); err != nil {
 		return err
 	}
-	approver, approvalPub, err := approvalClient(cfg, c.ident)
-	if err != nil {
-		return err
-	}
-	if err := c.reportMember(cc, att, roots, approvalPub, log); err != nil {
-		return err
-	}
-	jcfg := judge.Config{Self: c.ident.ID, Keys: c.engine, Policy: pol, Audit: auditLog, Logger: log,
+	jcfg := judge.Config{Self: c.ident.ID, Keys: c.engine, Policy: c.policy, Audit: c.audit, Logger: log,
 		OnKeyCreated: func(k mpc.KeyInfo) { c.node.EnablePools(context.Background(), k) }}
 	if approver != nil {
 		jcfg.Approver = c.metrics.Approver(approver)
@@ -238,40 +278,17 @@ func (c *core) buildEngine(ctx context.Context, cfg Config, ks *keystore.Store, 
 	if err != nil {
 		return err
 	}
-	if c.coord, err = coord.New(coord.Config{Self: c.ident.ID, Mux: c.mux, Sessions: c.peer, Engine: c.engine, Judge: jdg, Logger: log}); err != nil {
+	if c.coord, err = coord.New(coord.Config{Self: c.ident.ID, Mux: c.mux, Sessions: c.peer, Engine: c.engine,
+		Judge: node.OwnerJudge(jdg, store), Logger: log}); err != nil {
 		return err
 	}
 	if c.cert, err = api.NewServerCert(string(c.ident.ID), time.Now()); err != nil {
 		return err
 	}
 	c.node, err = node.New(node.Config{Identity: c.ident, Engine: c.engine, Coord: c.coord, Keystore: ks, Store: store,
-		Policy: pol, Audit: auditLog, Attester: att, TLSCert: c.cert.Fingerprint,
-		Roster: func() []mpc.PartyID { return c.roster }, Logger: log})
+		Policy: c.policy, Audit: c.audit, Attester: att, TLSCert: c.cert.Fingerprint, Roster: c.rosterIDs, Logger: log,
+		MaySign: func(user, owner string) bool { return c.ws.Current().Doc.MaySignWith(user, owner) }})
 	return err
-}
-
-func policyEngine(ks *keystore.Store, cc CosignerConfig) (*policy.Engine, error) {
-	b, err := readLimited(cc.PolicyAdmins, 1<<20)
-	if err != nil {
-		return nil, fmt.Errorf("%w: policy admins: %v", ErrConfig, err)
-	}
-	var keys []crypto.PublicKey
-	for rest := b; ; {
-		var blk *pem.Block
-		if blk, rest = pem.Decode(rest); blk == nil {
-			break
-		}
-		k, err := policy.ParseAdminKey(blk.Bytes)
-		if err != nil {
-			return nil, fmt.Errorf("%w: policy admin key %d: %v", ErrConfig, len(keys), err)
-		}
-		keys = append(keys, k)
-	}
-	pol, err := policy.NewEngine(ks, policy.AdminSet{Keys: keys, Threshold: cc.PolicyQuorum}, policy.Options{})
-	if err != nil {
-		return nil, fmt.Errorf("%w: policy admins: %v", ErrConfig, err)
-	}
-	return pol, nil
 }
 
 // approvalLabel is the HKDF purpose of the approval-callback signing key,
@@ -346,6 +363,9 @@ func (c *core) reportMember(cc CosignerConfig, att nsm.Attester, roots *x509.Cer
 	}
 	m.PCRs = doc.PCRs
 	entry := memberOf(m, approvalPub)
+	if len(entry.PCRs) == 0 {
+		log.Warn("this enclave's image PCRs are all zero (debug mode): peers cannot pin it, so it cannot be a workspace member")
+	}
 	log.Info("roster entry", "id", entry.ID, "identity", entry.Identity, "encryption", entry.Encryption, "approval_key", entry.ApprovalKey)
 	if cc.MemberOut == "" {
 		return nil
@@ -381,18 +401,6 @@ func readLimited(path string, limit int64) ([]byte, error) {
 	return b, nil
 }
 
-func bytesReader(b []byte) io.Reader { return bytes.NewReader(b) }
-
-// lazyLink breaks the construction cycle: the peer sends through the link,
-// and the link delivers to the peer.
-type lazyLink struct{ c *link.Client }
-
-func (l *lazyLink) set(c *link.Client) { l.c = c }
-
-func (l *lazyLink) Send(ctx context.Context, to string, frame []byte) error {
-	return l.c.Send(ctx, to, frame)
-}
-
 // reportOnly loads (or creates) the identity and reports the roster entry,
 // for a cosigner started without a roster.
 func reportOnly(ctx context.Context, cfg Config, ks *keystore.Store, att nsm.Attester, roots *x509.CertPool, log *slog.Logger) error {
@@ -413,11 +421,15 @@ func reportOnly(ctx context.Context, cfg Config, ks *keystore.Store, att nsm.Att
 
 // serveAPI listens on the API address and serves until ctx ends.
 func serveAPI(ctx context.Context, cfg Config, c *core, ks *keystore.Store, log *slog.Logger) error {
-	clients, err := certPool(cfg.Cosigner.ClientCA)
-	if err != nil {
-		return fmt.Errorf("%w: client CA: %v", ErrConfig, err)
+	var clients *x509.CertPool
+	if cfg.Cosigner.ClientCA != "" {
+		var err error
+		if clients, err = certPool(cfg.Cosigner.ClientCA); err != nil {
+			return fmt.Errorf("%w: client CA: %v", ErrConfig, err)
+		}
 	}
-	srv, err := api.New(api.Config{Node: c.node, ServerCert: c.cert, ClientCAs: clients, Idempotency: ks, Logger: log})
+	srv, err := api.New(api.Config{Node: c.node, ServerCert: c.cert, ClientCAs: clients, Users: users{c.ws}, Workspace: c.ws,
+		Idempotency: ks, Logger: log})
 	if err != nil {
 		return err
 	}
@@ -459,6 +471,12 @@ func newMetrics(cfg Config) *enclavemetrics.Metrics {
 func serveMetrics(ctx context.Context, cfg Config, c *core, ks *keystore.Store, log *slog.Logger) error {
 	err := c.metrics.Watch(enclavemetrics.Sources{
 		Pools: c.engine.Pools, Peer: c.peer.Stats, Link: c.client.Stats, Replication: ks.ReplicationStats,
+		Workspace: c.ws.Stats, WorkspaceVersion: func() uint64 {
+			if v := c.ws.Current(); v != nil {
+				return v.Doc.Version
+			}
+			return 0
+		},
 	})
 	if err != nil {
 		return fmt.Errorf("metrics: %w", err)

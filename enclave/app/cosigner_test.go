@@ -5,6 +5,7 @@ package app
 import (
 	"bytes"
 	"context"
+	"crypto"
 	"crypto/ecdh"
 	"crypto/ecdsa"
 	"crypto/ed25519"
@@ -35,6 +36,7 @@ import (
 	"github.com/nitro-cosigner/nitro-cosigner/pkg/attestation/attestsim"
 	"github.com/nitro-cosigner/nitro-cosigner/pkg/testutil"
 	"github.com/nitro-cosigner/nitro-cosigner/pkg/wire"
+	ws "github.com/nitro-cosigner/nitro-cosigner/pkg/workspace"
 	pb "github.com/nitro-cosigner/nitro-cosigner/proto/cosigner/v1"
 )
 
@@ -80,11 +82,50 @@ func writePEM(t *testing.T, path, typ string, der ...[]byte) {
 }
 
 // otherMember is a roster entry for a cosigner that never shows up.
-func otherMember(t *testing.T) memberJSON {
+func otherMember(t *testing.T) ws.Member {
 	pub, _, _ := ed25519.GenerateKey(rand.Reader)
 	enc, _ := ecdh.X25519().GenerateKey(rand.Reader)
-	return memberJSON{ID: "bob", Identity: hex.EncodeToString(pub), Encryption: hex.EncodeToString(enc.PublicKey().Bytes()),
-		PCRs: map[string]string{"0": hex.EncodeToString(pcrAllowed)}}
+	return ws.Member{ID: "bob", Identity: hex.EncodeToString(pub), Encryption: hex.EncodeToString(enc.PublicKey().Bytes()),
+		PCRs: map[string]string{"0": hex.EncodeToString(pcrAllowed)}, Inbox: "bob"}
+}
+
+// cosignerSetup boots the enclave once to get its roster entry, then
+// returns cfg for a cosigner with a bootstrapped workspace: this cosigner
+// and one that never shows up, one admin (quorum 1) approving, and the
+// client PKI's auditor certificate as the only API user.
+func cosignerSetup(t *testing.T, cfg Config, dir string) (Config, ws.Member, clientPKI) {
+	t.Helper()
+	cfg.Cosigner.MemberOut = filepath.Join(dir, "alice.json")
+	if _, err := runUntilReady(t, cfg); err != nil {
+		t.Fatal(err)
+	}
+	var self ws.Member
+	b, err := os.ReadFile(cfg.Cosigner.MemberOut)
+	if err != nil || json.Unmarshal(b, &self) != nil || self.PCRs["0"] != hex.EncodeToString(pcrAllowed) {
+		t.Fatalf("member file %s: %v", b, err)
+	}
+	pki := newClientPKI(t, dir)
+	adminPub, adminKey, _ := ed25519.GenerateKey(rand.Reader)
+	auditor, err := ws.NewUser("auditor", []string{"auditor"}, pki.cert.PrivateKey.(crypto.Signer).Public(), nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	_, raw, err := ws.NewDoc("test", []ws.Member{self, otherMember(t)}, []crypto.PublicKey{adminPub}, 1, []ws.User{auditor})
+	if err != nil {
+		t.Fatal(err)
+	}
+	ap, err := ws.Approve(raw, adminKey)
+	if err != nil {
+		t.Fatal(err)
+	}
+	signed, _ := ws.Signed{Doc: raw, Approvals: []ws.Approval{ap}}.Encode()
+	wsFile := filepath.Join(dir, "workspace.json")
+	if err := os.WriteFile(wsFile, signed, 0o600); err != nil {
+		t.Fatal(err)
+	}
+	cfg.State.Init = false
+	cfg.Cosigner = CosignerConfig{Workspace: wsFile, ParentLink: freeAddr(t), APIListen: freeAddr(t), ClientCA: pki.caFile}
+	return cfg, self, pki
 }
 
 func freeAddr(t *testing.T) string {
@@ -102,27 +143,7 @@ func freeAddr(t *testing.T) string {
 // client saw.
 func TestCosignerServesAttestedAPI(t *testing.T) {
 	env := newStateEnv(t)
-	dir := t.TempDir()
-	cfg := env.config(t, pcrAllowed, true)
-	cfg.Cosigner.MemberOut = filepath.Join(dir, "alice.json")
-	if _, err := runUntilReady(t, cfg); err != nil {
-		t.Fatal(err)
-	}
-	var self memberJSON
-	b, err := os.ReadFile(cfg.Cosigner.MemberOut)
-	if err != nil || json.Unmarshal(b, &self) != nil || self.PCRs["0"] != hex.EncodeToString(pcrAllowed) {
-		t.Fatalf("member file %s: %v", b, err)
-	}
-	roster, _ := json.Marshal(rosterFile{Members: []memberJSON{self, otherMember(t)}})
-	os.WriteFile(filepath.Join(dir, "roster.json"), roster, 0o600)
-	pki := newClientPKI(t, dir)
-	adminPub, _, _ := ed25519.GenerateKey(rand.Reader)
-	der, _ := x509.MarshalPKIXPublicKey(adminPub)
-	writePEM(t, filepath.Join(dir, "admins.pem"), "PUBLIC KEY", der)
-
-	cfg.State.Init = false
-	cfg.Cosigner = CosignerConfig{Roster: filepath.Join(dir, "roster.json"), ParentLink: freeAddr(t), APIListen: freeAddr(t),
-		ClientCA: pki.caFile, PolicyAdmins: filepath.Join(dir, "admins.pem"), PolicyQuorum: 1}
+	cfg, self, pki := cosignerSetup(t, env.config(t, pcrAllowed, true), t.TempDir())
 	var logs testutil.Buffer
 	ctx, cancel := context.WithCancel(context.Background())
 	done := make(chan error, 1)
@@ -143,7 +164,7 @@ func TestCosignerServesAttestedAPI(t *testing.T) {
 	checkAttestedAPI(t, strings.TrimPrefix(cfg.Cosigner.APIListen, "tcp://"), pki, self, env.ca)
 }
 
-func checkAttestedAPI(t *testing.T, addr string, pki clientPKI, self memberJSON, savedCA []byte) {
+func checkAttestedAPI(t *testing.T, addr string, pki clientPKI, self ws.Member, savedCA []byte) {
 	t.Helper()
 	var seen []byte
 	tlsCfg := &tls.Config{MinVersion: tls.VersionTLS13, Certificates: []tls.Certificate{pki.cert},

@@ -4,13 +4,7 @@ package app
 
 import (
 	"context"
-	"crypto/ed25519"
-	"crypto/rand"
-	"crypto/x509"
-	"encoding/json"
 	"net/http"
-	"os"
-	"path/filepath"
 	"strings"
 	"testing"
 	"time"
@@ -26,27 +20,8 @@ import (
 // fed by the running engine, peer, link, keystore and attester.
 func TestCosignerServesMetrics(t *testing.T) {
 	env := newStateEnv(t)
-	dir := t.TempDir()
-	cfg := env.config(t, pcrAllowed, true)
-	cfg.Cosigner.MemberOut = filepath.Join(dir, "alice.json")
-	if _, err := runUntilReady(t, cfg); err != nil {
-		t.Fatal(err)
-	}
-	var self memberJSON
-	b, err := os.ReadFile(cfg.Cosigner.MemberOut)
-	if err != nil || json.Unmarshal(b, &self) != nil {
-		t.Fatalf("member file %s: %v", b, err)
-	}
-	roster, _ := json.Marshal(rosterFile{Members: []memberJSON{self, otherMember(t)}})
-	os.WriteFile(filepath.Join(dir, "roster.json"), roster, 0o600)
-	pki := newClientPKI(t, dir)
-	adminPub, _, _ := ed25519.GenerateKey(rand.Reader)
-	der, _ := x509.MarshalPKIXPublicKey(adminPub)
-	writePEM(t, filepath.Join(dir, "admins.pem"), "PUBLIC KEY", der)
-
-	cfg.State.Init = false
-	cfg.Cosigner = CosignerConfig{Roster: filepath.Join(dir, "roster.json"), ParentLink: freeAddr(t), APIListen: freeAddr(t),
-		ClientCA: pki.caFile, PolicyAdmins: filepath.Join(dir, "admins.pem"), PolicyQuorum: 1, MetricsListen: freeAddr(t)}
+	cfg, _, _ := cosignerSetup(t, env.config(t, pcrAllowed, true), t.TempDir())
+	cfg.Cosigner.MetricsListen = freeAddr(t)
 	var logs testutil.Buffer
 	ctx, cancel := context.WithCancel(context.Background())
 	done := make(chan error, 1)
@@ -64,7 +39,10 @@ func TestCosignerServesMetrics(t *testing.T) {
 		case <-time.After(10 * time.Millisecond):
 		}
 	}
-	var resp *http.Response
+	var (
+		resp *http.Response
+		err  error
+	)
 	for deadline := time.Now().Add(10 * time.Second); ; {
 		resp, err = http.Get("http://" + strings.TrimPrefix(cfg.Cosigner.MetricsListen, "tcp://") + "/metrics")
 		if err == nil || time.Now().After(deadline) {
@@ -95,6 +73,9 @@ func TestCosignerServesMetrics(t *testing.T) {
 	}
 	if n := len(fams["cosigner_enclave_frames_dropped_total"].GetMetric()); n != len(wire.DropReasons())+1 {
 		t.Errorf("frames_dropped_total has %d reasons", n)
+	}
+	if v := fams["cosigner_enclave_workspace_version"].GetMetric(); len(v) != 1 || v[0].GetGauge().GetValue() != 1 {
+		t.Errorf("workspace_version: %v", v)
 	}
 	bi := fams["cosigner_enclave_build_info"].GetMetric()
 	if len(bi) != 1 || !strings.Contains(bi[0].String(), `value:"simulator"`) {

@@ -34,6 +34,13 @@ type taprootKey struct {
 // cosigner, coordinated by the first.
 func createTaprootKey(t *testing.T, info *devnet.Info) taprootKey {
 	t.Helper()
+	return createTaprootKeyOf(t, info, 2)
+}
+
+// createTaprootKeyOf generates a threshold-of-n FROST Taproot key among
+// every cosigner, coordinated by the first.
+func createTaprootKeyOf(t *testing.T, info *devnet.Info, threshold uint32) taprootKey {
+	t.Helper()
 	var parties []string
 	for _, c := range info.Cosigners {
 		parties = append(parties, c.ID)
@@ -42,7 +49,7 @@ func createTaprootKey(t *testing.T, info *devnet.Info) taprootKey {
 	defer cancel()
 	stream, err := cosignerv1.NewKeyServiceClient(dial(t, info, parties[0], devnet.RoleAdmin)).CreateKey(ctx,
 		&cosignerv1.CreateKeyRequest{IdempotencyKey: apiclient.NewIdempotencyKey(),
-			Scheme: cosignerv1.KeyScheme_KEY_SCHEME_FROST_TAPROOT, Threshold: 2, Parties: parties})
+			Scheme: cosignerv1.KeyScheme_KEY_SCHEME_FROST_TAPROOT, Threshold: threshold, Parties: parties})
 	if err != nil {
 		t.Fatal(err)
 	}

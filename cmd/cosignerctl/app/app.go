@@ -68,6 +68,7 @@ func commands() []command {
 		{"devnet up", "run a whole cluster on this machine until interrupted (development builds)", runDevnetUp},
 		{"version", "print the version", runVersion},
 	}
+	cmds = append(cmds, workspaceCommands()...)
 	return append(cmds, devCommands()...)
 }
 

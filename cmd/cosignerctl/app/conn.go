@@ -55,7 +55,9 @@ func newAPIFlags(cmd, positional string, io IO, timeout time.Duration) (*flag.Fl
 	fs.StringVar(&a.certFile, "cert", "", "PEM client certificate (required unless --devnet)")
 	fs.StringVar(&a.keyFile, "cert-key", "", "PEM private key of --cert (required unless --devnet)")
 	fs.StringVar(&a.rootFile, "root", "", "PEM root to verify the attestation with instead of the pinned AWS Nitro root G1 (e.g. a simulator's)")
-	fs.Var(a.pcrs, "pcr", "expected PCR of the enclave image as N=HEX (repeatable)")
+	if cmd != "workspace invite" { // its --pcr names the new cosigner's PCRs (and, without --devnet, the server's)
+		fs.Var(a.pcrs, "pcr", "expected PCR of the enclave image as N=HEX (repeatable)")
+	}
 	fs.BoolVar(&a.allowDebug, "allow-debug", false, "accept a debug-mode enclave (PCR0, PCR1 and PCR2 all zero)")
 	fs.StringVar(&a.cid, "cosigner-id", "", "refuse a server whose attested cosigner ID is another")
 	fs.BoolVar(&a.insecure, "insecure-skip-attestation", false, "do NOT attest the server: anyone could be answering (development only)")
@@ -71,7 +73,8 @@ func newAPIFlags(cmd, positional string, io IO, timeout time.Duration) (*flag.Fl
 // the least that may make its calls.
 func defaultRole(cmd string) string {
 	switch {
-	case cmd == "keys create" || cmd == "keys refresh" || cmd == "policy set":
+	case cmd == "keys create" || cmd == "keys refresh" || cmd == "policy set" ||
+		(strings.HasPrefix(cmd, "workspace ") && cmd != "workspace show"):
 		return roleAdmin
 	case strings.HasPrefix(cmd, "sign") && cmd != "sign status":
 		return roleSigner

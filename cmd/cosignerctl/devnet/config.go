@@ -63,6 +63,9 @@ type Config struct {
 	// StopTimeout is how long a child process may take to exit after
 	// SIGTERM before it is killed; 0 means DefaultStopTimeout.
 	StopTimeout time.Duration
+	// EnclaveFlags are added to every cosigner-enclave's command line
+	// (the benchmarks size presignature pools with them).
+	EnclaveFlags []string
 	// Logger receives the devnet's own log; nil discards it. The child
 	// processes log to DIR/logs.
 	Logger *slog.Logger

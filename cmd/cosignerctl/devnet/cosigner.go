@@ -20,6 +20,11 @@ type cosigner struct {
 	apiPort, healthPort int
 	metricsPort         int
 	parent, enclave     *proc
+	// pairToken, for a cosigner added by Pair, is its pairing token;
+	// joined is set once it serves (WaitJoined). Until then its enclave
+	// may exit on its own (a refused token) without failing the devnet.
+	pairToken string
+	joined    bool
 }
 
 func (c *cosigner) prefix() string { return c.id + "/" }
@@ -66,8 +71,11 @@ const (
 	// modeMember boots without a roster, only to report the enclave's
 	// roster entry (creating its state first when init is set).
 	modeMember enclaveMode = iota
-	// modeCosigner runs the cosigner with the roster.
+	// modeCosigner runs the cosigner with the workspace (DIR/workspace.json
+	// on first boot; afterwards the versions it stores).
 	modeCosigner
+	// modePair runs a new cosigner that joins with its pairing token.
+	modePair
 )
 
 // enclaveArgs are cosigner-enclave's flags.
@@ -89,10 +97,14 @@ func (c *cosigner) enclaveArgs(d *Devnet, mode enclaveMode, init bool) []string 
 	if mode == modeMember {
 		return append(args, "--member-out", memberPath(d.cfg.Dir, c.id))
 	}
+	if mode == modePair {
+		args = append(args, "--pair", c.pairToken, "--member-out", memberPath(d.cfg.Dir, c.id))
+	} else {
+		args = append(args, "--workspace", workspacePath(d.cfg.Dir))
+	}
 	return append(args,
-		"--roster", rosterPath(d.cfg.Dir), "--parent-link", c.sock(d, "link"), "--api-listen", c.sock(d, "api"),
-		"--client-ca", d.paths.clientCA().Cert, "--policy-admins", d.paths.admins(),
-		"--policy-quorum", strconv.Itoa(adminQuorum), "--approval-url", d.info.Approval.URL,
+		"--parent-link", c.sock(d, "link"), "--api-listen", c.sock(d, "api"),
+		"--client-ca", d.paths.clientCA().Cert, "--approval-url", d.info.Approval.URL,
 		"--approval-handler-key", d.paths.handlerPub(), "--approval-audience", approvalAudience,
 		"--approval-ca", d.paths.approvalCA(), "--metrics-listen", c.sock(d, "metrics"),
 	)
@@ -121,13 +133,13 @@ func (d *Devnet) startEnclave(c *cosigner, mode enclaveMode, init bool) error {
 		return err
 	}
 	_ = os.Remove(socketPath(d.cfg.Dir, c.id, "metrics")) // left by a killed enclave
-	p, err := startProc(c.id+" enclave", d.bins.enclave, c.enclaveArgs(d, mode, init), d.enclaveEnv, c.log(d, "enclave"))
+	p, err := startProc(c.id+" enclave", d.bins.enclave, append(c.enclaveArgs(d, mode, init), d.cfg.EnclaveFlags...), d.enclaveEnv, c.log(d, "enclave"))
 	if err != nil {
 		return err
 	}
 	c.enclave = p
 	if mode == modeCosigner {
-		d.watch(p)
+		d.watch(p) // a pairing enclave is watched once it joined (WaitJoined)
 	}
 	return nil
 }

@@ -30,6 +30,7 @@ type Devnet struct {
 	pcrs  map[int][]byte
 	creds awsCreds
 
+	mu          sync.Mutex // guards cosigners, info.Cosigners and roster once running (Pair)
 	info        *Info
 	roster      *rosterFile
 	policy      []byte
@@ -284,7 +285,7 @@ func (d *Devnet) prepareDirs() error {
 func (d *Devnet) startServers(ctx context.Context, prev *Info) error {
 	sctx, cancel := context.WithCancel(context.Background())
 	d.stopServers = cancel
-	d.info = &Info{Version: InfoVersion, Dir: d.cfg.Dir, Roster: rosterPath(d.cfg.Dir), DefaultPolicy: policyPath(d.cfg.Dir)}
+	d.info = &Info{Version: InfoVersion, Dir: d.cfg.Dir, Roster: rosterPath(d.cfg.Dir), Workspace: workspacePath(d.cfg.Dir), DefaultPolicy: policyPath(d.cfg.Dir)}
 	for _, start := range []func(context.Context, context.Context, *Info) error{
 		d.startS3, d.startKMS, d.startApproval, d.startBroker,
 	} {
@@ -455,30 +456,40 @@ func withPort(endpoint string) string {
 // run's, or new ones.
 func (d *Devnet) makeCosigners(ctx context.Context, prev *Info) error {
 	for i := 1; i <= d.cfg.Parties; i++ {
-		c := &cosigner{id: cosignerID(i)}
-		var was CosignerInfo
-		if prev != nil {
-			was, _ = prev.Cosigner(c.id)
-		}
-		var err error
-		if c.apiPort, err = freePort(was.API); err != nil {
+		c, err := d.newCosigner(ctx, i, prev)
+		if err != nil {
 			return err
-		}
-		if c.healthPort, err = freePort(was.Health); err != nil {
-			return err
-		}
-		if c.metricsPort, err = freePort(was.Metrics); err != nil {
-			return err
-		}
-		if c.keyID = was.KMSKeyID; c.keyID == "" {
-			if c.keyID, err = createKey(ctx, d.info.KMS.Endpoint, c.id, d.pcrs); err != nil {
-				return err
-			}
 		}
 		d.cosigners = append(d.cosigners, c)
 		d.info.Cosigners = append(d.info.Cosigners, c.info(d))
 	}
 	return nil
+}
+
+// newCosigner sets up cosigner i's ports and KMS key: the previous run's,
+// or new ones.
+func (d *Devnet) newCosigner(ctx context.Context, i int, prev *Info) (*cosigner, error) {
+	c := &cosigner{id: cosignerID(i)}
+	var was CosignerInfo
+	if prev != nil {
+		was, _ = prev.Cosigner(c.id)
+	}
+	var err error
+	if c.apiPort, err = freePort(was.API); err != nil {
+		return nil, err
+	}
+	if c.healthPort, err = freePort(was.Health); err != nil {
+		return nil, err
+	}
+	if c.metricsPort, err = freePort(was.Metrics); err != nil {
+		return nil, err
+	}
+	if c.keyID = was.KMSKeyID; c.keyID == "" {
+		if c.keyID, err = createKey(ctx, d.info.KMS.Endpoint, c.id, d.pcrs); err != nil {
+			return nil, err
+		}
+	}
+	return c, nil
 }
 
 // freePort returns the port of the previous run's HOST:PORT, or a port
@@ -520,6 +531,9 @@ func (d *Devnet) startCosigners(ctx context.Context) error {
 		if err := d.bootstrap(ctx); err != nil {
 			return err
 		}
+	}
+	if err := d.ensureWorkspace(); err != nil {
+		return err
 	}
 	if err := d.approval.setKeys(d.roster.Members); err != nil {
 		return err
@@ -573,7 +587,13 @@ func (d *Devnet) Stop() error {
 
 func (d *Devnet) stop() error {
 	var errs []error
-	errs = append(errs, d.stopAll(func(c *cosigner) error { return d.stopEnclave(c) }))
+	errs = append(errs, d.stopAll(func(c *cosigner) error {
+		err := d.stopEnclave(c)
+		if c.pairToken != "" && !c.joined {
+			return nil // a pairing that never joined may have ended on its own
+		}
+		return err
+	}))
 	errs = append(errs, d.stopAll(func(c *cosigner) error {
 		if c.parent == nil {
 			return nil

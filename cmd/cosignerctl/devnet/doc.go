@@ -46,7 +46,12 @@
 // certificate per role, three policy admin keys, the approval server's
 // TLS and signing keys, the KMS keys; it boots each enclave once with
 // --init and --member-out to collect its roster entry, writes
-// DIR/roster.json, and restarts the enclaves with --roster. Once ready, a
+// DIR/roster.json (the devnet's record of the entries), bootstraps the
+// workspace from them (DIR/workspace.json: version 1, the three admins
+// with a quorum of two, one API user per client certificate; the way
+// `cosignerctl workspace bootstrap` does), and restarts the enclaves with
+// --workspace. A cosigner can join later by pairing ([Devnet.Pair],
+// [Devnet.WaitJoined]). Once ready, a
 // cosigner without a policy is given DIR/policy.json (approved by two
 // devnet admins) through SetPolicy.
 //
@@ -85,13 +90,14 @@
 // # DIR
 //
 //	devnet.json         what clients need (see Info), rewritten every run
-//	roster.json         every cosigner's identity keys and PCRs
+//	roster.json         every cosigner's roster entry (identity keys, PCRs)
+//	workspace.json      version 1 of the workspace (--workspace)
 //	policy.json         the default policy document
 //	sim-ca.pem          the simulator's test CA, private key included
 //	sim-root.pem        its root certificate: the attestation root to trust
 //	ca.pem, ca-key.pem  the API client CA
 //	clients/ROLE.pem, clients/ROLE-key.pem   client certificate per role
-//	admins.pem          policy admin public keys (--policy-admins)
+//	admins.pem          the workspace admins' public keys
 //	admins/admin-N-key.pem                   their private keys
 //	approval/           the approval server's CA, TLS and signing keys
 //	members/ID.json     each enclave's reported roster entry

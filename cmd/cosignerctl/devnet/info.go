@@ -53,8 +53,13 @@ type Info struct {
 	S3          S3Info          `json:"s3"`
 	KMS         KMSInfo         `json:"kms"`
 	Approval    ApprovalInfo    `json:"approval"`
-	// Roster is the roster file the enclaves run with.
+	// Roster is the devnet's record of its cosigners' roster entries
+	// (roster.json: which identity each must attest).
 	Roster string `json:"roster"`
+	// Workspace is version 1 of the devnet's workspace (the bootstrap
+	// file the enclaves start with; `cosignerctl workspace show` reads
+	// the version they hold).
+	Workspace string `json:"workspace"`
 	// DefaultPolicy is the policy document given to a cosigner that has
 	// none.
 	DefaultPolicy string `json:"default_policy"`
@@ -87,7 +92,7 @@ type CertFiles struct {
 
 // AdminsInfo locates the policy admin keys.
 type AdminsInfo struct {
-	PublicKeys  string   `json:"public_keys"`  // PEM, every admin (--policy-admins)
+	PublicKeys  string   `json:"public_keys"`  // PEM, every admin of the workspace
 	PrivateKeys []string `json:"private_keys"` // PKCS#8 PEM, one file per admin
 	Quorum      int      `json:"quorum"`
 }

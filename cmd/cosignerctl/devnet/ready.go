@@ -84,7 +84,7 @@ func (d *Devnet) waitServing(ctx context.Context, c *cosigner) error {
 	}
 	defer conn.Close()
 	want := d.roster.Members[d.index(c)]
-	if got := conn.Attested().IdentityKey; !bytes.Equal(got, want.identityKey()) {
+	if got := conn.Attested().IdentityKey; !bytes.Equal(got, identityKey(want)) {
 		return fmt.Errorf("%s attests identity %x, but roster.json holds %s: its state was not restored", c.id, []byte(got), want.Identity)
 	}
 	d.log.Info("cosigner serving", "cosigner", c.id, "api", c.api())

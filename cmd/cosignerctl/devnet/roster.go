@@ -13,19 +13,19 @@ import (
 	"os"
 	"path/filepath"
 	"strconv"
+
+	ws "github.com/nitro-cosigner/nitro-cosigner/pkg/workspace"
 )
 
 // memberEntry is one cosigner's roster entry, as cosigner-enclave writes
-// it with --member-out and reads it in --roster (enclave/app's format).
-type memberEntry struct {
-	ID          string            `json:"id"`
-	Identity    string            `json:"identity"`   // hex Ed25519 public key
-	Encryption  string            `json:"encryption"` // hex X25519 public key
-	PCRs        map[string]string `json:"pcrs"`       // index -> hex
-	ApprovalKey string            `json:"approval_key,omitempty"`
-}
+// it with --member-out (pkg/workspace.Member).
+type memberEntry = ws.Member
 
-// rosterFile is DIR/roster.json.
+// rosterFile is DIR/roster.json: the devnet's record of its cosigners'
+// entries (which IDs it runs, which identity each must attest, which
+// approval key each signs callbacks with). The enclaves run with the
+// workspace (DIR/workspace.json, then the versions they store), not with
+// this file.
 type rosterFile struct {
 	Members []memberEntry `json:"members"`
 }
@@ -56,7 +56,7 @@ func hexPCRs(pcrs map[int][]byte) map[string]string {
 func rosterPath(dir string) string     { return filepath.Join(dir, "roster.json") }
 func memberPath(dir, id string) string { return filepath.Join(dir, "members", id+".json") }
 
-func (m memberEntry) identityKey() []byte {
+func identityKey(m memberEntry) []byte {
 	b, _ := hex.DecodeString(m.Identity)
 	return b
 }
@@ -74,16 +74,16 @@ func readMember(path, id string) (memberEntry, error) {
 	if err := json.Unmarshal(b, &m); err != nil {
 		return memberEntry{}, errMemberIncomplete // not yet fully written
 	}
-	return m, m.check(id)
+	return m, checkMember(&m, id)
 }
 
 // check verifies that an enclave's entry is for id, has well-formed keys
 // and shows the devnet's PCRs; only those PCRs go into the roster.
-func (m *memberEntry) check(id string) error {
+func checkMember(m *memberEntry, id string) error {
 	if m.ID != id {
 		return fmt.Errorf("member entry names %q, want %q", m.ID, id)
 	}
-	if len(m.identityKey()) != ed25519.PublicKeySize {
+	if len(identityKey(*m)) != ed25519.PublicKeySize {
 		return errors.New("member entry: identity is not an Ed25519 key")
 	}
 	if enc, err := hex.DecodeString(m.Encryption); err != nil || len(enc) != 32 {
@@ -115,7 +115,7 @@ func readRoster(dir string) (r *rosterFile, ok bool, err error) {
 		return nil, false, fmt.Errorf("roster.json: %w", err)
 	}
 	for i := range r.Members {
-		if err := r.Members[i].check(r.Members[i].ID); err != nil {
+		if err := checkMember(&r.Members[i], r.Members[i].ID); err != nil {
 			return nil, false, fmt.Errorf("roster.json: %w", err)
 		}
 	}
