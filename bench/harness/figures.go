@@ -287,9 +287,11 @@ func (r *run) addBroker(s *stack, bytesName, framesName string, c tapCount, sign
 	lean := per - frames*float64(s.attDoc)
 	why := fmt.Sprintf(ours+"%.1f frames per sign per party, %.0f bytes each on average, of which about %d are the "+
 		"sender's attestation document: enclave/app leaves enclave/peer's Config.LeanAttach off, so every frame "+
-		"carries it (a receiver can verify any frame whatever order the broker delivers them in; LeanAttach "+
-		"attaches it once per recipient and session, but then a frame that overtakes the one carrying it is "+
-		"dropped and stalls the session: it is safe only over a broker that keeps order). Without the "+
+		"carries it and a receiver can verify any frame on its own. LeanAttach (safe over reordering brokers: "+
+		"a frame that overtakes the document's is held until it arrives) attaches it once per recipient and "+
+		"session, which still puts it on the one frame of a one-round sign session; attaching it once per "+
+		"recipient across sessions would meet the goal, but a receiver that restarts (its cache empty) would "+
+		"then drop the sender's frames until the next attach. Without the "+
 		"document, %.0f bytes per sign per party", frames, per/max(frames, 1), s.attDoc, lean)
 	if lean <= goalBrokerSign {
 		why += " (the goal would be met)"

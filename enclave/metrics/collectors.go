@@ -72,6 +72,8 @@ func peerCollector(snap func() peer.Stats) prometheus.Collector {
 		shared.Counter(ns+"frames_sent_total", "Frames sealed and handed to the parent link.", func(s s) float64 { return float64(s.Sent) }),
 		shared.Counter(ns+"frame_send_failures_total", "Envelopes that could not be sealed or handed to the link.", func(s s) float64 { return float64(s.SendFailed) }),
 		shared.Counter(ns+"frames_accepted_total", "Frames that passed every check of the wire layer.", func(s s) float64 { return float64(s.Wire.Accepted) }),
+		shared.Counter(ns+"frames_held_total", "Frames held because the attestation document they name had not arrived yet.", func(s s) float64 { return float64(s.Held) }),
+		shared.Counter(ns+"frames_held_accepted_total", "Held frames accepted once their document arrived.", func(s s) float64 { return float64(s.HeldAccepted) }),
 		shared.Gauge(ns+"attestations_cached", "Peers' verified attestation documents in the cache.", func(s s) float64 { return float64(s.Wire.CachedAttestations) }),
 		shared.Gauge(ns+"replay_guard_sessions", "Sessions the replay guard remembers.", func(s s) float64 { return float64(s.Wire.ReplaySessions) }),
 		shared.Gauge(ns+"replay_guard_entries", "Frames the replay guard remembers.", func(s s) float64 { return float64(s.Wire.ReplayEntries) }),

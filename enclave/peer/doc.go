@@ -22,9 +22,12 @@
 // By default every frame carries our attestation document (Frame.Attach),
 // so a receiver can verify any frame on its own, whatever order the broker
 // delivers them in: the relay publishes concurrently and brokers redeliver
-// out of order, and wire drops a frame whose document it has not cached
-// yet without recording it, while the link never delivers it again.
-// Config.LeanAttach trades that for bytes.
+// out of order. With Config.LeanAttach only the first frame to each
+// recipient in a session carries it; a frame that overtakes that one is
+// held (hold.go) until the document arrives, instead of being dropped for
+// good (the link never delivers a frame again). Lean attach saves the
+// document's size on every later frame of a session, which a one-round
+// online sign does not have: the enclave keeps the default.
 //
 // # Sessions
 //

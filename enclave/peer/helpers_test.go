@@ -68,6 +68,7 @@ type node struct {
 	sessions *wire.SessionTable
 	peer     *peer.Peer
 	link     *fakeLink
+	roster   *wire.Roster
 }
 
 // newNodes builds a roster of ids with attestsim documents bound to each
@@ -85,6 +86,7 @@ func newNodes(t *testing.T, queueLen int, ids ...mpc.PartyID) map[mpc.PartyID]*n
 	}
 	roster := must(wire.NewRoster(members...))
 	for _, n := range nodes {
+		n.roster = roster
 		n.peer = n.newPeer(t, roster, queueLen)
 	}
 	return nodes
@@ -96,12 +98,19 @@ func (n *node) member() wire.Member {
 
 func (n *node) newPeer(t *testing.T, roster *wire.Roster, queueLen int) *peer.Peer {
 	t.Helper()
+	return n.newPeerWith(t, roster, peer.Config{QueueLen: queueLen})
+}
+
+// newPeerWith is newPeer with cfg's options (LeanAttach, HoldFor, ...).
+func (n *node) newPeerWith(t *testing.T, roster *wire.Roster, cfg peer.Config) *peer.Peer {
+	t.Helper()
 	doc := must(testCA().Attest(attestsim.Request{PCRs: pcrs(), UserData: n.member().Binding(), Time: time.Now()}))
 	s := must(wire.NewSigner(wire.SignerConfig{ID: string(n.id), Identity: n.identity, Roster: roster, Attestation: doc}))
 	r := must(wire.NewReceiver(wire.ReceiverConfig{
 		Self: string(n.id), Encryption: n.enc, Roster: roster, Sessions: n.sessions, Roots: testCA().Roots(),
 	}))
-	return must(peer.New(peer.Config{Self: n.id, Signer: s, Receiver: r, Sessions: n.sessions, Link: n.link, QueueLen: queueLen}))
+	cfg.Self, cfg.Signer, cfg.Receiver, cfg.Sessions, cfg.Link = n.id, s, r, n.sessions, n.link
+	return must(peer.New(cfg))
 }
 
 // openAll opens the session with parties on every node.

@@ -46,11 +46,13 @@ type Config struct {
 	// LeanAttach leaves attaching our attestation document to the Signer's
 	// default (the first round sent to each recipient in a session)
 	// instead of every frame. It saves about the document's size per
-	// frame, but a frame that overtakes the one carrying the document is
-	// dropped as unknown_attestation and never redelivered, which stalls
-	// the session until its deadline: only for brokers and relays that
-	// keep order.
+	// frame. A frame that overtakes the one carrying the document is held
+	// (HoldFor) until that one is accepted; one whose document never
+	// comes is dropped as unknown_attestation when it expires.
 	LeanAttach bool
+	// HoldFor is how long a frame naming an unknown document is held
+	// (default DefaultHoldFor); see hold.go.
+	HoldFor time.Duration
 	// QueueLen bounds accepted envelopes not yet received by the engine
 	// (default DefaultQueueLen).
 	QueueLen int
@@ -80,8 +82,10 @@ type Peer struct {
 	queue    chan mpc.Envelope
 	warn     *rate.Limiter // WARN lines about refused frames
 	onAccept func(from mpc.PartyID, sent time.Time)
+	hold     holding
+	holdFor  time.Duration
 
-	sent, sendFailed, queued, queueFull, refreshed atomic.Uint64
+	sent, sendFailed, queued, queueFull, refreshed, heldFrames, heldAccepted atomic.Uint64
 }
 
 // Stats are the Peer's counters and its Receiver's.
@@ -91,7 +95,11 @@ type Stats struct {
 	Queued     uint64 // accepted envelopes queued for the engine
 	QueueFull  uint64 // accepted envelopes dropped because the queue was full
 	Refreshed  uint64 // attestation documents replaced by KeepAttested
-	Wire       wire.Stats
+	// Held counts frames held because their document was not known yet
+	// (each also counted once as unknown_attestation in Wire.Dropped);
+	// HeldAccepted those of them accepted later.
+	Held, HeldAccepted uint64
+	Wire               wire.Stats
 }
 
 // New checks cfg and returns a Peer.
@@ -107,10 +115,14 @@ func New(cfg Config) (*Peer, error) {
 	if n == 0 {
 		n = DefaultQueueLen
 	}
+	holdFor := cfg.HoldFor
+	if holdFor == 0 {
+		holdFor = DefaultHoldFor
+	}
 	return &Peer{
 		self: cfg.Self, signer: cfg.Signer, recv: cfg.Receiver, sessions: cfg.Sessions,
 		link: cfg.Link, attach: !cfg.LeanAttach, log: log.With("party", string(cfg.Self)), queue: make(chan mpc.Envelope, n),
-		onAccept: cfg.OnAccept, warn: rate.NewLimiter(rate.Every(warnEvery), warnBurst),
+		onAccept: cfg.OnAccept, warn: rate.NewLimiter(rate.Every(warnEvery), warnBurst), holdFor: holdFor,
 	}, nil
 }
 
@@ -122,8 +134,8 @@ func checkConfig(cfg Config) error {
 		return fmt.Errorf("%w: Signer and Receiver are required", ErrConfig)
 	case cfg.Sessions == nil || cfg.Link == nil:
 		return fmt.Errorf("%w: Sessions and Link are required", ErrConfig)
-	case cfg.QueueLen < 0:
-		return fmt.Errorf("%w: negative QueueLen", ErrConfig)
+	case cfg.QueueLen < 0 || cfg.HoldFor < 0:
+		return fmt.Errorf("%w: negative QueueLen or HoldFor", ErrConfig)
 	}
 	return nil
 }
@@ -194,10 +206,19 @@ func (p *Peer) seal(env mpc.Envelope) ([]byte, error) {
 // Stats.QueueFull. It matches enclave/link's Config.Receive.
 func (p *Peer) Deliver(_ context.Context, frame []byte) {
 	msg, err := p.recv.Receive(frame)
-	if err != nil {
+	switch {
+	case err == nil:
+		p.accept(msg)
+		p.retryHeld()
+	case unknownAttestation(err) && p.keep(frame):
+		p.log.Debug("frame held", "reason", "unknown_attestation")
+	default:
 		p.logDrop(err)
-		return
 	}
+}
+
+// accept queues an accepted frame's envelope for the engine.
+func (p *Peer) accept(msg *wire.Message) {
 	if p.onAccept != nil {
 		p.onAccept(mpc.PartyID(msg.From), msg.Time)
 	}
@@ -268,7 +289,8 @@ func (p *Peer) Receive(ctx context.Context) (mpc.Envelope, error) {
 func (p *Peer) Stats() Stats {
 	return Stats{
 		Sent: p.sent.Load(), SendFailed: p.sendFailed.Load(),
-		Queued: p.queued.Load(), QueueFull: p.queueFull.Load(), Refreshed: p.refreshed.Load(), Wire: p.recv.Stats(),
+		Queued: p.queued.Load(), QueueFull: p.queueFull.Load(), Refreshed: p.refreshed.Load(),
+		Held: p.heldFrames.Load(), HeldAccepted: p.heldAccepted.Load(), Wire: p.recv.Stats(),
 	}
 }
 
