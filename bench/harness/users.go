@@ -14,6 +14,7 @@ import (
 	"time"
 
 	"github.com/nitro-cosigner/nitro-cosigner/cmd/cosignerctl/devnet"
+	"github.com/nitro-cosigner/nitro-cosigner/pkg/apiclient"
 	ws "github.com/nitro-cosigner/nitro-cosigner/pkg/workspace"
 	pb "github.com/nitro-cosigner/nitro-cosigner/proto/cosigner/v1"
 )
@@ -52,7 +53,7 @@ func (s *stack) registerUsers(ctx context.Context, names []string, certs []tls.C
 	if err != nil {
 		return err
 	}
-	req := &pb.ProposeWorkspaceVersionRequest{Document: raw}
+	req := &pb.ProposeWorkspaceVersionRequest{IdempotencyKey: apiclient.NewIdempotencyKey(), Document: raw}
 	for _, path := range s.info.PolicyAdmins.PrivateKeys[:s.info.PolicyAdmins.Quorum] {
 		key, err := readPKCS8(path)
 		if err != nil {

@@ -41,42 +41,15 @@ func (p *policyService) SetPolicy(ctx context.Context, req *pb.SetPolicyRequest)
 	if err != nil {
 		return nil, err
 	}
-	sc, err := newScope(caller, pb.PolicyService_SetPolicy_FullMethodName, req.GetIdempotencyKey(), req)
-	if err != nil {
-		return nil, err
-	}
-	b, err := p.s.idem.begin(ctx, sc)
-	switch {
-	case err != nil:
-		return nil, err
-	case b.flight == nil:
-		resp := new(pb.SetPolicyResponse)
-		if err := decodeStored(b.stored, resp); err != nil {
-			return nil, err
-		}
-		return resp, nil
-	case !b.fresh:
-		return nil, failure(codes.Aborted, msgInProgress)
-	}
 	doc := bytes.Clone(req.GetDocument())
-	err = p.s.launch(b.flight, "set-policy", func(ctx context.Context) (proto.Message, error) {
-		stored, err := p.s.node.SetPolicy(ctx, caller, doc, approvals)
-		if err != nil {
-			return nil, err
-		}
-		return &pb.SetPolicyResponse{Policy: policyToPB(stored)}, nil
-	})
-	if err != nil {
-		return nil, err
-	}
-	select {
-	case <-b.flight.done:
-	case <-ctx.Done():
-		return nil, ctx.Err()
-	case <-p.s.closing.Done():
-		return nil, failure(codes.Unavailable, msgShuttingDown)
-	}
-	final, err := b.flight.result()
+	final, err := p.s.idempotent(ctx, caller, pb.PolicyService_SetPolicy_FullMethodName, req, new(pb.SetPolicyResponse), "set-policy",
+		func(ctx context.Context) (proto.Message, error) {
+			stored, err := p.s.node.SetPolicy(ctx, caller, doc, approvals)
+			if err != nil {
+				return nil, err
+			}
+			return &pb.SetPolicyResponse{Policy: policyToPB(stored)}, nil
+		})
 	if err != nil {
 		return nil, fromNode(err, policyTexts)
 	}
@@ -85,6 +58,48 @@ func (p *policyService) SetPolicy(ctx context.Context, req *pb.SetPolicyRequest)
 		return nil, errors.New("api: set-policy flight has no SetPolicyResponse")
 	}
 	return resp, nil
+}
+
+// idemRequest is a mutating request: it carries its idempotency key.
+type idemRequest interface {
+	proto.Message
+	GetIdempotencyKey() string
+}
+
+// idempotent runs fn once per caller, method and idempotency key, detached
+// from the call so that a change it makes is always recorded: a repeat of
+// a finished call gets the stored response (decoded into resp), a repeat
+// while the first runs fails with ABORTED, and the same key with another
+// request with ALREADY_EXISTS. fn's error comes back as is.
+func (s *Server) idempotent(ctx context.Context, caller Caller, method string, req idemRequest, resp proto.Message, what string,
+	fn func(context.Context) (proto.Message, error)) (proto.Message, error) {
+	sc, err := newScope(caller, method, req.GetIdempotencyKey(), req)
+	if err != nil {
+		return nil, err
+	}
+	b, err := s.idem.begin(ctx, sc)
+	switch {
+	case err != nil:
+		return nil, err
+	case b.flight == nil:
+		if err := decodeStored(b.stored, resp); err != nil {
+			return nil, err
+		}
+		return resp, nil
+	case !b.fresh:
+		return nil, failure(codes.Aborted, msgInProgress)
+	}
+	if err := s.launch(b.flight, what, fn); err != nil {
+		return nil, err
+	}
+	select {
+	case <-b.flight.done:
+	case <-ctx.Done():
+		return nil, ctx.Err()
+	case <-s.closing.Done():
+		return nil, failure(codes.Unavailable, msgShuttingDown)
+	}
+	return b.flight.result()
 }
 
 // setPolicyParams checks a SetPolicyRequest and parses its approvals'

@@ -8,6 +8,7 @@ import (
 	"errors"
 
 	"google.golang.org/grpc/codes"
+	"google.golang.org/protobuf/proto"
 	"google.golang.org/protobuf/types/known/timestamppb"
 
 	"github.com/nitro-cosigner/nitro-cosigner/enclave/workspace"
@@ -91,19 +92,37 @@ func (w *workspaceService) ProposeWorkspaceVersion(ctx context.Context, req *pb.
 		s.Approvals = append(s.Approvals, ws.Approval{Admin: base64.StdEncoding.EncodeToString(a.GetAdminPublicKey()),
 			Signature: base64.StdEncoding.EncodeToString(a.GetSignature())})
 	}
-	res, err := w.s.workspace.Propose(ctx, callerFrom(ctx).ID, s)
-	switch {
-	case errors.Is(err, ws.ErrStale), errors.Is(err, ws.ErrFork), errors.Is(err, ws.ErrGap), errors.Is(err, workspace.ErrNoWorkspace):
-		return nil, failure(codes.FailedPrecondition, "the document does not follow the workspace version held")
-	case errors.Is(err, workspace.ErrUnpaired):
-		return nil, failure(codes.InvalidArgument, "the document adds a cosigner without a verified pairing request here")
-	case errors.Is(err, ws.ErrMalformed):
-		return nil, failure(codes.InvalidArgument, "malformed workspace document")
-	case errors.Is(err, ws.ErrQuorum):
-		return nil, failure(codes.PermissionDenied, "too few valid admin approvals")
-	case err != nil:
+	caller := callerFrom(ctx)
+	final, err := w.s.idempotent(ctx, caller, pb.WorkspaceService_ProposeWorkspaceVersion_FullMethodName, req,
+		new(pb.ProposeWorkspaceVersionResponse), "propose-workspace-version", func(ctx context.Context) (proto.Message, error) {
+			res, err := w.s.workspace.Propose(ctx, caller.ID, s)
+			if err != nil {
+				return nil, proposeError(err)
+			}
+			return &pb.ProposeWorkspaceVersionResponse{Applied: res.Applied, Version: res.Version, DocumentSha256: res.Hash[:],
+				Approvals: uint32(res.Approvals), Quorum: uint32(res.Quorum)}, nil
+		})
+	if err != nil {
 		return nil, err
 	}
-	return &pb.ProposeWorkspaceVersionResponse{Applied: res.Applied, Version: res.Version, DocumentSha256: res.Hash[:],
-		Approvals: uint32(res.Approvals), Quorum: uint32(res.Quorum)}, nil
+	resp, ok := final.(*pb.ProposeWorkspaceVersionResponse)
+	if !ok {
+		return nil, errors.New("api: propose flight has no ProposeWorkspaceVersionResponse")
+	}
+	return resp, nil
+}
+
+// proposeError maps the Manager's refusals to statuses.
+func proposeError(err error) error {
+	switch {
+	case errors.Is(err, ws.ErrStale), errors.Is(err, ws.ErrFork), errors.Is(err, ws.ErrGap), errors.Is(err, workspace.ErrNoWorkspace):
+		return failure(codes.FailedPrecondition, "the document does not follow the workspace version held")
+	case errors.Is(err, workspace.ErrUnpaired):
+		return failure(codes.InvalidArgument, "the document adds a cosigner without a verified pairing request here")
+	case errors.Is(err, ws.ErrMalformed):
+		return failure(codes.InvalidArgument, "malformed workspace document")
+	case errors.Is(err, ws.ErrQuorum):
+		return failure(codes.PermissionDenied, "too few valid admin approvals")
+	}
+	return err
 }

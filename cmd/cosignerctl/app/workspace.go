@@ -382,6 +382,7 @@ type changeFlags struct {
 
 func newChangeFlags(cmd, positional string, io IO) (*flag.FlagSet, *changeFlags) {
 	fs, a := newAPIFlags(cmd, positional, io, defaultTimeout)
+	a.withIdempotencyKey(fs)
 	ch := &changeFlags{apiFlags: a}
 	fs.StringVar(&ch.keyFile, "admin-key", "", "your admin PKCS#8 PEM private key, which approves the change (required)")
 	return fs, ch
@@ -412,7 +413,8 @@ func (ch *changeFlags) propose(ctx context.Context, io IO, build func(context.Co
 		if err != nil {
 			return err
 		}
-		req := &cosignerv1.ProposeWorkspaceVersionRequest{Document: raw}
+		ch.printIdempotencyKey(io)
+		req := &cosignerv1.ProposeWorkspaceVersionRequest{IdempotencyKey: ch.idempotencyKey, Document: raw}
 		wa, err := approvalPB(ap)
 		if err != nil {
 			return err

@@ -62,6 +62,11 @@ var api = map[protoreflect.FullName]map[protoreflect.Name]kind{
 	"cosigner.v1.AttestationService": {
 		"GetAttestation": unary,
 	},
+	"cosigner.v1.WorkspaceService": {
+		"GetWorkspace":            unary,
+		"ListPairingRequests":     unary,
+		"ProposeWorkspaceVersion": unaryMut,
+	},
 }
 
 // services returns every service registered in package cosigner.v1.
@@ -157,6 +162,7 @@ func TestServeInProcess(t *testing.T) {
 	cosignerv1.RegisterPolicyServiceServer(srv, cosignerv1.UnimplementedPolicyServiceServer{})
 	cosignerv1.RegisterAuditServiceServer(srv, cosignerv1.UnimplementedAuditServiceServer{})
 	cosignerv1.RegisterAttestationServiceServer(srv, cosignerv1.UnimplementedAttestationServiceServer{})
+	cosignerv1.RegisterWorkspaceServiceServer(srv, cosignerv1.UnimplementedWorkspaceServiceServer{})
 	healthpb.RegisterHealthServer(srv, health.NewServer())
 	reflection.Register(srv)
 	served := make(chan error, 1)

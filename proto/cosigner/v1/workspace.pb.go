@@ -350,6 +350,8 @@ func (x *WorkspaceApproval) GetSignature() []byte {
 // ProposeWorkspaceVersionRequest carries a document and approvals of it.
 type ProposeWorkspaceVersionRequest struct {
 	state protoimpl.MessageState `protogen:"open.v1"`
+	// Idempotency key, see common.proto.
+	IdempotencyKey string `protobuf:"bytes,3,opt,name=idempotency_key,json=idempotencyKey,proto3" json:"idempotency_key,omitempty"`
 	// The document's exact bytes (canonical JSON, at most 1 MiB).
 	Document []byte `protobuf:"bytes,1,opt,name=document,proto3" json:"document,omitempty"`
 	// Approvals of document: at most 64.
@@ -386,6 +388,13 @@ func (x *ProposeWorkspaceVersionRequest) ProtoReflect() protoreflect.Message {
 // Deprecated: Use ProposeWorkspaceVersionRequest.ProtoReflect.Descriptor instead.
 func (*ProposeWorkspaceVersionRequest) Descriptor() ([]byte, []int) {
 	return file_cosigner_v1_workspace_proto_rawDescGZIP(), []int{6}
+}
+
+func (x *ProposeWorkspaceVersionRequest) GetIdempotencyKey() string {
+	if x != nil {
+		return x.IdempotencyKey
+	}
+	return ""
 }
 
 func (x *ProposeWorkspaceVersionRequest) GetDocument() []byte {
@@ -505,8 +514,9 @@ const file_cosigner_v1_workspace_proto_rawDesc = "" +
 	"\brequests\x18\x01 \x03(\v2\x1b.cosigner.v1.PairingRequestR\brequests\"[\n" +
 	"\x11WorkspaceApproval\x12(\n" +
 	"\x10admin_public_key\x18\x01 \x01(\fR\x0eadminPublicKey\x12\x1c\n" +
-	"\tsignature\x18\x02 \x01(\fR\tsignature\"z\n" +
-	"\x1eProposeWorkspaceVersionRequest\x12\x1a\n" +
+	"\tsignature\x18\x02 \x01(\fR\tsignature\"\xa3\x01\n" +
+	"\x1eProposeWorkspaceVersionRequest\x12'\n" +
+	"\x0fidempotency_key\x18\x03 \x01(\tR\x0eidempotencyKey\x12\x1a\n" +
 	"\bdocument\x18\x01 \x01(\fR\bdocument\x12<\n" +
 	"\tapprovals\x18\x02 \x03(\v2\x1e.cosigner.v1.WorkspaceApprovalR\tapprovals\"\xb4\x01\n" +
 	"\x1fProposeWorkspaceVersionResponse\x12\x18\n" +
