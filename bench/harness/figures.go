@@ -72,8 +72,8 @@ const (
 		"one-client CMP load (the API's sign as it runs: from a presignature when a pool serves it, else a " +
 		"full sign), over the full signs along a derivation path, and over the one-client FROST load. Per " +
 		"party is bytes over signs over signing parties. attestation_doc_bytes is the size of cosigner-1's " +
-		"attestation document as the API returns it, about what enclave/peer attaches to each frame; the " +
-		"_without_attestation figures subtract that much per frame."
+		"attestation document as the API returns it, about what a frame that carries it grows by (each peer " +
+		"gets it at most every 10 s, so a load of several signs carries it a few times)."
 
 	secStorage    = "Sealed state (synthetic keys)"
 	methodStorage = "Creating thousands of keys by MPC keygen is far too slow, so these figures drive enclave/sealed " +
@@ -271,8 +271,7 @@ func (r *run) whyThroughput(kind, devnet string, l load, res loadResult) string 
 		"and crosses the broker several times." + cpu
 }
 
-// addBroker reports broker bytes and frames per sign per party, and the
-// bytes without the attestation document every frame carries. full says
+// addBroker reports broker bytes and frames per sign per party. full says
 // some signs were full CMP signs.
 func (r *run) addBroker(s *stack, bytesName, framesName string, c tapCount, signs, parties int, full bool) {
 	if signs == 0 {
@@ -284,18 +283,9 @@ func (r *run) addBroker(s *stack, bytesName, framesName string, c tapCount, sign
 	}
 	per := float64(c.bytes) / float64(signs) / float64(parties)
 	frames := float64(c.frames) / float64(signs) / float64(parties)
-	lean := per - frames*float64(s.attDoc)
-	why := fmt.Sprintf(ours+"%.1f frames per sign per party, %.0f bytes each on average, of which about %d are the "+
-		"sender's attestation document: enclave/app leaves enclave/peer's Config.LeanAttach off, so every frame "+
-		"carries it and a receiver can verify any frame on its own. LeanAttach (safe over reordering brokers: "+
-		"a frame that overtakes the document's is held until it arrives) attaches it once per recipient and "+
-		"session, which still puts it on the one frame of a one-round sign session; attaching it once per "+
-		"recipient across sessions would meet the goal, but a receiver that restarts (its cache empty) would "+
-		"then drop the sender's frames until the next attach. Without the "+
-		"document, %.0f bytes per sign per party", frames, per/max(frames, 1), s.attDoc, lean)
-	if lean <= goalBrokerSign {
-		why += " (the goal would be met)"
-	}
+	why := fmt.Sprintf(ours+"%.1f frames per sign per party, %.0f bytes each on average (signed and, when direct, "+
+		"encrypted; enclave/app attaches its %d-byte attestation document to each peer at most every 10 s, wire "+
+		"SignerConfig.AttachEvery)", frames, per/max(frames, 1), s.attDoc)
 	if full {
 		why += "; a full CMP sign also carries presign's Paillier ciphertexts and zero-knowledge proofs (the library's)."
 	} else {
@@ -303,5 +293,4 @@ func (r *run) addBroker(s *stack, bytesName, framesName string, c tapCount, sign
 	}
 	sec.add(bytesName, per, "bytes").atMost(goalBrokerSign, why)
 	sec.add(framesName, frames, "frames")
-	sec.add(strings.Replace(bytesName, "_per_party", "_per_party_without_attestation", 1), lean, "bytes")
 }

@@ -228,7 +228,8 @@ func (c *core) buildWire(roster *wire.Roster, roots *x509.CertPool, log *slog.Lo
 		return fmt.Errorf("attesting the frame identity: %w", err)
 	}
 	c.roster, c.sessions = roster, wire.NewSessionTable()
-	signer, err := wire.NewSigner(wire.SignerConfig{ID: string(c.ident.ID), Identity: c.ident.Key, Roster: roster, Attestation: doc})
+	signer, err := wire.NewSigner(wire.SignerConfig{ID: string(c.ident.ID), Identity: c.ident.Key, Roster: roster, Attestation: doc,
+		AttachEvery: attachEvery})
 	if err != nil {
 		return fmt.Errorf("%w: %v", ErrConfig, err)
 	}
@@ -238,7 +239,7 @@ func (c *core) buildWire(roster *wire.Roster, roots *x509.CertPool, log *slog.Lo
 		return fmt.Errorf("%w: %v", ErrConfig, err)
 	}
 	c.peer, err = peer.New(peer.Config{Self: c.ident.ID, Signer: signer, Receiver: recv, Sessions: c.sessions, Link: c.client, Logger: log,
-		OnAccept: c.metrics.FrameAccepted})
+		OnAccept: c.metrics.FrameAccepted, LeanAttach: true, HoldFor: holdFor})
 	return err
 }
 
@@ -249,6 +250,16 @@ func (c *core) proposePresign(ctx context.Context, spec mpc.SessionSpec, key mpc
 		Key: key, Epoch: epoch, Deadline: spec.Deadline})
 	return err
 }
+
+// The attestation document goes to each peer at most every attachEvery
+// (receivers cache it), not on every frame: an online sign's frames then
+// carry about a tenth of the bytes. A peer that restarted (its cache
+// empty) holds our frames until the next one carries the document, so
+// holdFor exceeds attachEvery and nothing is lost, only delayed.
+const (
+	attachEvery = 10 * time.Second
+	holdFor     = 15 * time.Second
+)
 
 // controlFrames raises the replay guard's per-session cap: every control
 // message of every proposal travels in coord.ControlSession.

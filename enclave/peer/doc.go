@@ -25,9 +25,12 @@
 // out of order. With Config.LeanAttach only the first frame to each
 // recipient in a session carries it; a frame that overtakes that one is
 // held (hold.go) until the document arrives, instead of being dropped for
-// good (the link never delivers a frame again). Lean attach saves the
-// document's size on every later frame of a session, which a one-round
-// online sign does not have: the enclave keeps the default.
+// good (the link never delivers a frame again). With the Signer's
+// AttachEvery the document goes to each recipient at most that often,
+// across sessions; the enclave runs that way (every 10 s, frames held up
+// to 15 s), so a one-round online sign carries no document, and a peer
+// that restarted with an empty cache holds our frames until the next
+// attachment instead of losing them.
 //
 // # Sessions
 //

@@ -33,7 +33,9 @@ type Frame struct {
 	// Attach forces the attestation document into the frame. Without it
 	// the Signer attaches the document to the frames of the first round of
 	// broadcasts and of the first round of direct frames it sends to each
-	// recipient in each session, and again after SetAttestation.
+	// recipient in each session, and again after SetAttestation; with
+	// SignerConfig.AttachEvery, to a frame for a recipient when it was last
+	// sent to that recipient longer ago than that, in any session.
 	Attach bool
 }
 
@@ -44,6 +46,14 @@ type SignerConfig struct {
 	Roster      *Roster      // recipients' encryption keys
 	Attestation []byte       // our current attestation document
 	Clock       func() time.Time
+	// AttachEvery, if positive, attaches the document to each recipient
+	// at most this often across all sessions (and at once after
+	// SetAttestation) instead of once per session: a receiver caches
+	// documents, so a one-round session then carries none. A receiver
+	// that lost its cache (a restart) holds the frames it cannot verify
+	// until the next attachment reaches it (enclave/peer's HoldFor must be
+	// longer than AttachEvery).
+	AttachEvery time.Duration
 }
 
 // maxAttachLog bounds the Signer's memory of which (session, recipient,
@@ -63,6 +73,8 @@ type Signer struct {
 	digest   [digestSize]byte
 	seq      uint64
 	attached attachLog
+	every    time.Duration        // AttachEvery
+	lastSent map[string]time.Time // with every: when each recipient was last sent the document
 }
 
 // NewSigner checks the configuration and returns a Signer. If the roster
@@ -75,7 +87,7 @@ func NewSigner(cfg SignerConfig) (*Signer, error) {
 	if err != nil {
 		return nil, errors.New("wire: identity key rejected by COSE")
 	}
-	s := &Signer{id: cfg.ID, signer: signer, roster: cfg.Roster, clock: cfg.Clock}
+	s := &Signer{id: cfg.ID, signer: signer, roster: cfg.Roster, clock: cfg.Clock, every: cfg.AttachEvery}
 	if s.clock == nil {
 		s.clock = time.Now
 	}
@@ -110,6 +122,8 @@ func checkSignerConfig(cfg SignerConfig) error {
 		return errors.New("wire: signer: no identity key")
 	case cfg.Roster == nil:
 		return errors.New("wire: signer: no roster")
+	case cfg.AttachEvery < 0:
+		return errors.New("wire: signer: negative AttachEvery")
 	}
 	if self := cfg.Roster.lookup(cfg.ID); self != nil &&
 		subtle.ConstantTimeCompare(self.Identity, cfg.Identity.Public()) != 1 {
@@ -130,6 +144,7 @@ func (s *Signer) SetAttestation(raw []byte) error {
 	s.doc = bytes.Clone(raw)
 	s.digest = attestation.DocDigest(raw)
 	s.attached.reset()
+	s.lastSent = nil
 	return nil
 }
 
@@ -185,6 +200,7 @@ func (s *Signer) header(f Frame) *body {
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	s.seq++
+	now := s.clock()
 	b := &body{
 		Version:   Version,
 		Session:   bytes.Clone(f.Session[:]),
@@ -194,13 +210,30 @@ func (s *Signer) header(f Frame) *body {
 		To:        f.To,
 		Broadcast: f.Broadcast,
 		Seq:       s.seq,
-		TimeMS:    uint64(s.clock().UnixMilli()),
+		TimeMS:    uint64(now.UnixMilli()),
 		AttDigest: bytes.Clone(s.digest[:]),
 	}
-	if s.attached.shouldAttach(attachKey{f.Session, f.To, f.Broadcast}, f.Round) || f.Attach {
+	if f.Attach || s.attachDefault(f, now) {
 		b.Attestation = s.doc // never modified: SetAttestation replaces it
 	}
 	return b
+}
+
+// attachDefault is the attachment rule for a frame that does not force it
+// (s.mu held).
+func (s *Signer) attachDefault(f Frame, now time.Time) bool {
+	if s.every <= 0 {
+		return s.attached.shouldAttach(attachKey{f.Session, f.To, f.Broadcast}, f.Round)
+	}
+	last, ok := s.lastSent[f.To]
+	if ok && now.Sub(last) < s.every && !now.Before(last) {
+		return false
+	}
+	if s.lastSent == nil {
+		s.lastSent = make(map[string]time.Time)
+	}
+	s.lastSent[f.To] = now
+	return true
 }
 
 // sealBody encrypts the payload to the recipient, bound to the header.
