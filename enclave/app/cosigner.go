@@ -165,7 +165,12 @@ func newCore(ctx context.Context, cfg Config, ks *keystore.Store, att nsm.Attest
 		return nil, err
 	}
 	c.ws, err = workspace.New(workspace.Config{Self: string(ident.ID), Store: ks, Audit: c.audit, Link: c.client, Roots: roots,
-		Logger: log, OnChange: func(v *ws.Version) { c.applyWorkspace(v, log) }, Check: checkWorkspacePolicy})
+		Logger: log, OnChange: func(v *ws.Version) { c.applyWorkspace(v, log) }, Check: checkWorkspacePolicy,
+		OnHello: func(member string) {
+			if s := c.signer.Load(); s != nil {
+				s.AttachNext(member)
+			}
+		}})
 	return c, err
 }
 
@@ -233,6 +238,7 @@ func (c *core) buildWire(roster *wire.Roster, roots *x509.CertPool, log *slog.Lo
 	if err != nil {
 		return fmt.Errorf("%w: %v", ErrConfig, err)
 	}
+	c.signer.Store(signer)
 	recv, err := wire.NewReceiver(wire.ReceiverConfig{Self: string(c.ident.ID), Encryption: c.ident.Encryption, Roster: roster,
 		Sessions: c.sessions, Roots: roots, MaxFramesPerSession: controlFrames})
 	if err != nil {
@@ -254,8 +260,9 @@ func (c *core) proposePresign(ctx context.Context, spec mpc.SessionSpec, key mpc
 // The attestation document goes to each peer at most every attachEvery
 // (receivers cache it), not on every frame: an online sign's frames then
 // carry about a tenth of the bytes. A peer that restarted (its cache
-// empty) holds our frames until the next one carries the document, so
-// holdFor exceeds attachEvery and nothing is lost, only delayed.
+// empty) says hello (enclave/workspace), and our next frame to it carries
+// the document; a frame that reached it before holds until then (holdFor
+// exceeds attachEvery).
 const (
 	attachEvery = 10 * time.Second
 	holdFor     = 15 * time.Second

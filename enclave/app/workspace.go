@@ -243,4 +243,5 @@ type wsState struct {
 	roster   *wire.Roster
 	sessions *wire.SessionTable
 	members  atomic.Pointer[[]mpc.PartyID]
+	signer   atomic.Pointer[wire.Signer] // once built: OnHello resets its attachment to a restarted peer
 }

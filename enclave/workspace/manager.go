@@ -57,9 +57,13 @@ type Config struct {
 	// Check, if set, is asked about every version before it is stored
 	// (proposed or received): an error refuses it (the app checks that
 	// the document's policy parses).
-	Check  func(*ws.Doc) error
-	Now    func() time.Time
-	Logger *slog.Logger
+	Check func(*ws.Doc) error
+	// OnHello, if set, is called with the member that said hello: it just
+	// started (the app makes its next frame to it carry the attestation
+	// document, which its empty cache lacks).
+	OnHello func(member string)
+	Now     func() time.Time
+	Logger  *slog.Logger
 }
 
 // Limits.
@@ -520,7 +524,14 @@ func (m *Manager) handle(ctx context.Context, frame []byte) {
 		m.handleVersions(ctx, msg.(*ws.Update))
 	case ws.KindHello:
 		h := msg.(*ws.Hello)
-		if v := m.Current(); v != nil && v.Doc.Member(h.From) != nil && h.From != m.cfg.Self && h.Version < v.Doc.Version {
+		v := m.Current()
+		if v == nil || v.Doc.Member(h.From) == nil || h.From == m.cfg.Self {
+			return
+		}
+		if m.cfg.OnHello != nil {
+			m.cfg.OnHello(h.From)
+		}
+		if h.Version < v.Doc.Version {
 			m.sendVersions(ctx, h.From, h.Version+1)
 		}
 	}

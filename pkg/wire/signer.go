@@ -148,6 +148,14 @@ func (s *Signer) SetAttestation(raw []byte) error {
 	return nil
 }
 
+// AttachNext makes the next frame to recipient carry the document (with
+// AttachEvery): the recipient restarted, and its cache is empty.
+func (s *Signer) AttachNext(recipient string) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	delete(s.lastSent, recipient)
+}
+
 // EndSession forgets which recipients of a session were sent the document.
 func (s *Signer) EndSession(session SessionID) {
 	s.mu.Lock()
