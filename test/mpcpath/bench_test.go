@@ -4,6 +4,7 @@ import (
 	"testing"
 
 	"github.com/nitro-cosigner/nitro-cosigner/enclave/mpc"
+	"github.com/nitro-cosigner/nitro-cosigner/test/internal/mpcharness"
 )
 
 // BenchmarkSignBrokerBytes measures what one FROST 2-of-3 online signature
@@ -18,17 +19,17 @@ func BenchmarkSignBrokerBytes(b *testing.B) {
 		lean bool
 	}{{"attach=every", false}, {"attach=lean", true}} {
 		b.Run(bc.name, func(b *testing.B) {
-			c := newCluster(b, natsBackend, options{lean: bc.lean})
-			key := mustAll(b, "keygen", second(run(c, abc, generous, frostKeygen)))
-			digest := randomDigest()
+			c := mpcharness.NewCluster(b, mpcharness.NATS, mpcharness.Options{Lean: bc.lean})
+			key := mpcharness.MustAll(b, "keygen", mpcharness.Second(mpcharness.Run(c, mpcharness.ABC, mpcharness.Generous, mpcharness.FROSTKeygen)))
+			digest := mpcharness.RandomDigest()
 			signers := []mpc.PartyID{"alice", "carol"}
-			before := c.hostileStats()
+			before := c.HostileStats()
 			signs := 0
 			for b.Loop() {
-				mustAll(b, "sign", second(run(c, signers, generous, signer(key.Key, digest))))
+				mpcharness.MustAll(b, "sign", mpcharness.Second(mpcharness.Run(c, signers, mpcharness.Generous, mpcharness.Signer(key.Key, digest))))
 				signs++
 			}
-			after := c.hostileStats()
+			after := c.HostileStats()
 			b.ReportMetric(float64(after.Bytes-before.Bytes)/float64(signs), "broker-bytes/sign")
 			b.ReportMetric(float64(after.Frames-before.Frames)/float64(signs), "frames/sign")
 		})

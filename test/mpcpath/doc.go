@@ -9,14 +9,15 @@
 // The same suite runs against each broker, a fresh server per test:
 // NATS JetStream embedded (TestNATS), Kafka on kfake (TestKafka) and SQS
 // on goaws (TestSQS; skipped if goaws cannot be built, unless
-// NITRO_GOAWS_REQUIRED=1). Every relay publishes through a hostile
-// wrapper of its broker client that, at rates set per test and with
-// choices drawn from a seed (-mpcpath.seed), drops, duplicates, reorders
-// (holds back and releases later), delays, replays (any earlier frame,
-// from any session, into its own inbox) and alters frames, counts what it
-// did, and records in a ledger which frames the relays published and which
-// it made up. Between each link and its peer a watch records the wire
-// receiver's verdict on every frame delivered.
+// NITRO_GOAWS_REQUIRED=1). The cosigners and the brokers are
+// test/internal/mpcharness's, shared with test/reliability: every relay
+// publishes through a hostile wrapper of its broker client that, at rates
+// set per test and with choices drawn from a seed (-mpcpath.seed), drops,
+// duplicates, reorders (holds back and releases later), delays, replays
+// (any earlier frame, from any session, into its own inbox) and alters
+// frames, counts what it did, and records in a ledger which frames the
+// relays published and which it made up. Between each link and its peer a
+// watch records the wire receiver's verdict on every frame delivered.
 //
 // # What the tests prove, per broker
 //
