@@ -21,6 +21,7 @@ import (
 	enclavemetrics "github.com/nitro-cosigner/nitro-cosigner/enclave/metrics"
 	"github.com/nitro-cosigner/nitro-cosigner/enclave/mpc"
 	"github.com/nitro-cosigner/nitro-cosigner/enclave/peer"
+	"github.com/nitro-cosigner/nitro-cosigner/enclave/workspace"
 	"github.com/nitro-cosigner/nitro-cosigner/parent/egress"
 	"github.com/nitro-cosigner/nitro-cosigner/parent/ingress"
 	parentmetrics "github.com/nitro-cosigner/nitro-cosigner/parent/metrics"
@@ -51,10 +52,12 @@ func allSeries(t *testing.T) map[string]bool {
 	t.Helper()
 	em := enclavemetrics.New(nil)
 	if err := em.Watch(enclavemetrics.Sources{
-		Pools:       func() []mpc.PoolStats { return []mpc.PoolStats{{}} },
-		Peer:        func() peer.Stats { return peer.Stats{} },
-		Link:        func() link.Stats { return link.Stats{} },
-		Replication: func() keystore.ReplicationStats { return keystore.ReplicationStats{} },
+		Pools:            func() []mpc.PoolStats { return []mpc.PoolStats{{}} },
+		Peer:             func() peer.Stats { return peer.Stats{} },
+		Link:             func() link.Stats { return link.Stats{} },
+		Replication:      func() keystore.ReplicationStats { return keystore.ReplicationStats{} },
+		Workspace:        func() workspace.Stats { return workspace.Stats{} },
+		WorkspaceVersion: func() uint64 { return 1 },
 	}); err != nil {
 		t.Fatal(err)
 	}
