@@ -82,3 +82,27 @@ func TestEdits(t *testing.T) {
 		}
 	}
 }
+
+// UserByKey names an API caller by its certificate's key, in a parsed
+// version (indexed) and in a draft alike; another key is no user.
+func TestUserByKey(t *testing.T) {
+	f := newFixture(t)
+	key := newECDSAAdmin(t)
+	u, err := ws.NewUser("carol", []string{ws.RoleSigner}, key.Public(), nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	draft, raw, err := ws.PutUser(f.v1, u)
+	if err != nil {
+		t.Fatal(err)
+	}
+	parsed := must(ws.Next(f.v1, approve(t, raw, f.a, f.b))).Doc
+	for name, d := range map[string]*ws.Doc{"draft": draft, "parsed": parsed} {
+		if got := d.UserByKey(key.Public()); got == nil || got.Name != "carol" {
+			t.Errorf("%s: carol's key names %v", name, got)
+		}
+		if got := d.UserByKey(newECDSAAdmin(t).Public()); got != nil {
+			t.Errorf("%s: an unknown key names %s", name, got.Name)
+		}
+	}
+}

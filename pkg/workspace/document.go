@@ -63,6 +63,10 @@ type Doc struct {
 	// format, exact bytes) every member runs: a member installs it when
 	// it stores the version, unless it already runs a newer one.
 	Policy []byte `json:"policy,omitempty"`
+
+	// byKey indexes Users by KeyFingerprint; Parse fills it, so that
+	// naming an API caller (UserByKey, on every call) is one lookup.
+	byKey map[[32]byte]int
 }
 
 // Member is one cosigner of the roster.
@@ -114,6 +118,11 @@ func Parse(raw []byte) (*Doc, error) {
 	}
 	if !bytes.Equal(canon, raw) {
 		return nil, fmt.Errorf("%w: document is not in canonical form", ErrMalformed)
+	}
+	d.byKey = make(map[[32]byte]int, len(d.Users))
+	for i, u := range d.Users {
+		fp, _ := u.KeyFingerprint() // validated above
+		d.byKey[fp] = i
 	}
 	return &d, nil
 }
@@ -343,6 +352,12 @@ func (d *Doc) UserByKey(pub crypto.PublicKey) *User {
 		return nil
 	}
 	fp := sha256.Sum256(der)
+	if d.byKey != nil {
+		if i, ok := d.byKey[fp]; ok {
+			return &d.Users[i]
+		}
+		return nil
+	}
 	for i := range d.Users {
 		if f, err := d.Users[i].KeyFingerprint(); err == nil && f == fp {
 			return &d.Users[i]
