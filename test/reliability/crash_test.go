@@ -509,15 +509,26 @@ func (r *crashRun) heal(ctx context.Context) {
 }
 
 // disarm restarts every armed enclave unarmed (not a crash point: the
-// run is over), so that the final check runs undisturbed.
+// run is over), so that the final check runs undisturbed. An enclave that
+// reaches its failpoint before it is killed is a crash point like any
+// other.
 func (r *crashRun) disarm(ctx context.Context) {
 	r.heal(ctx)
 	for _, id := range r.c.ids {
-		if r.armedSpec(id) == "" {
+		spec := r.armedSpec(id)
+		if spec == "" {
 			continue
 		}
 		if err := r.c.d.KillEnclave(id); err != nil {
-			r.t.Fatal(err)
+			ch, _ := r.c.d.EnclaveExited(id)
+			if ch == nil || !closed(ch) {
+				r.t.Fatal(err)
+			}
+			r.count("failpoint " + failpointName(spec))
+			r.t.Logf("%s's enclave crashed at failpoint %s while being disarmed", id, spec)
+			if err := r.c.d.ReapEnclave(id); err != nil {
+				r.t.Fatal(err)
+			}
 		}
 		r.c.forget(id)
 		rctx, cancel := context.WithTimeout(ctx, 3*time.Minute)
