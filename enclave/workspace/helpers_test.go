@@ -273,6 +273,7 @@ type events struct {
 	records []auditfmt.Record
 	puts    []put
 	changes []*ws.Version // OnChange calls
+	hellos  []string      // OnHello calls
 }
 
 // put is a PutWorkspace call and the last audit entry committed before it.
@@ -404,6 +405,10 @@ func (w *world) manager(t *testing.T, n *node) *workspace.Manager {
 			n.ev.mu.Lock()
 			defer n.ev.mu.Unlock()
 			n.ev.changes = append(n.ev.changes, v)
+		}, OnHello: func(member string) {
+			n.ev.mu.Lock()
+			defer n.ev.mu.Unlock()
+			n.ev.hellos = append(n.ev.hellos, member)
 		}})
 	if err != nil {
 		t.Fatal(err)

@@ -498,4 +498,11 @@ func TestHelloGetsMissingVersions(t *testing.T) {
 			t.Errorf("%s got versions: %d", id, len(s))
 		}
 	}
+	// OnHello hears of every other member that said hello (it restarted),
+	// not of strangers or itself.
+	n.ev.mu.Lock()
+	defer n.ev.mu.Unlock()
+	if !slices.Equal(n.ev.hellos, []string{"co-3", "co-2", "co-2"}) {
+		t.Errorf("OnHello calls %v", n.ev.hellos)
+	}
 }

@@ -54,6 +54,13 @@ func TestAttachEvery(t *testing.T) {
 	if !attached(seal(other, "bob")) {
 		t.Fatal("no document after SetAttestation")
 	}
+	if attached(seal(other, "bob")) || !attached(seal(other, "carol")) || attached(seal(other, "carol")) {
+		t.Fatal("after SetAttestation: not once per recipient")
+	}
+	s.AttachNext("bob") // bob restarted: its cache is empty
+	if !attached(seal(other, "bob")) || attached(seal(other, "carol")) {
+		t.Fatal("AttachNext did not put the document on the next frame to that recipient only")
+	}
 	if _, err := NewSigner(SignerConfig{ID: "alice", Identity: alice.identity, Roster: c.roster, Attestation: alice.doc, AttachEvery: -1}); err == nil {
 		t.Fatal("a negative AttachEvery was accepted")
 	}
