@@ -87,8 +87,8 @@ type Pending struct {
 	TokenID  string
 	Version  uint64 // the workspace version the token was issued at
 	Received time.Time
-	// PCRs are those of the request's attestation document, as
-	// verified; Member.PCRs are the token's (expected) ones.
+	// ModuleID is the enclave's, from the request's verified attestation
+	// document (whose PCRs matched Member.PCRs, the token's).
 	ModuleID string
 }
 
